@@ -1,0 +1,96 @@
+# ckfb: a C host embedding Lua 5.4. `make` builds build/ckfb; `make help` lists targets.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+V       ?= 0
+Q        = $(if $(filter 1,$(V)),,@)
+
+# SAN=1 builds an ASan+UBSan binary under build-san/ (the test suite must also pass there).
+ifeq ($(SAN),1)
+BUILD    = build-san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT      = -O1 -g
+else
+BUILD    = build
+SANFLAGS =
+OPT      = -O2 -g
+endif
+
+PKGS     = lua5.4 lua5.4-cjson libcurl yaml-0.1
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
+           -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) \
+           $(shell pkg-config --cflags $(PKGS)) -DCKFB_VERSION='"$(VERSION)"'
+LDFLAGS += $(SANFLAGS) -Wl,-E
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+
+HOST_SRC = $(wildcard host/*.c)
+HOST_OBJ = $(HOST_SRC:host/%.c=$(BUILD)/obj/%.o)
+LUA_SRC  = $(sort $(wildcard stdlib/*/*.lua stdlib/*.lua scripts/*.lua))
+
+.PHONY: all test check test-san lint bench run setup install clean help
+all: $(BUILD)/ckfb
+
+$(BUILD)/ckfb: $(HOST_OBJ) $(BUILD)/obj/embedded.o
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: host/%.c host/*.h | $(BUILD)/obj
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -Ihost -c -o $@ $<
+
+# The stdlib and shipped scripts are embedded as Lua source (not bytecode).
+$(BUILD)/gen/embedded.c: $(BUILD)/embed $(LUA_SRC) | $(BUILD)/gen
+	@echo "  EMBED   $@"
+	$(Q)$(BUILD)/embed $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/embedded.o: $(BUILD)/gen/embedded.c | $(BUILD)/obj
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -Ihost -c -o $@ $<
+
+$(BUILD)/embed: host/tools/embed.c | $(BUILD)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -O2 $(WARN) -o $@ $<
+
+$(BUILD) $(BUILD)/obj $(BUILD)/gen:
+	$(Q)mkdir -p $@
+
+# Installs the Debian packages (and npm modules) a fresh Debian 12 lacks.
+setup:
+	$(Q)./.ci/setup
+
+run: $(BUILD)/ckfb
+	$(Q)$(BUILD)/ckfb demo
+
+test: $(BUILD)/ckfb
+	$(Q)CKFB=$(BUILD)/ckfb tests/run
+
+test-san:
+	$(Q)$(MAKE) --no-print-directory SAN=1 test
+
+lint:
+	$(Q)luacheck -q stdlib scripts tests bench
+
+check: lint test test-san
+
+bench: build/ckfb
+	$(Q)bench/run
+
+install: $(BUILD)/ckfb
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/ckfb $(DESTDIR)$(PREFIX)/bin/ckfb
+
+clean:
+	rm -rf build build-san
+
+help:
+	@echo "make            build build/ckfb"
+	@echo "make run        build and run the shipped main job"
+	@echo "make test       run every test against build/ckfb"
+	@echo "make test-san   the same under an ASan+UBSan build (build-san/ckfb)"
+	@echo "make check      lint, test and test-san"
+	@echo "make bench      run the benchmarks side by side with their peers"
+	@echo "make setup      install what a fresh Debian 12 lacks (needs root)"
+	@echo "make install PREFIX=/usr/local DESTDIR="

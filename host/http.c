@@ -1,0 +1,354 @@
+/*
+** http.c: HTTP(S) requests on the loop through curl_multi (module
+** "ckfb.core.http"). The request and response bodies stream through
+** files when asked (body_file, sink), so their size never lands in memory.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "ckfb.h"
+#include "loop.h"
+
+typedef struct {
+  loop_op base;
+  CURL *easy;
+  struct curl_slist *headers;
+  buf body, head;
+  FILE *upload, *sink;
+  CURLcode rc;
+  int write_failed;
+  char errbuf[CURL_ERROR_SIZE];
+  char *where;    /* "METHOD url-without-query", for messages */
+} http_op;
+
+
+static size_t on_body (char *data, size_t size, size_t n, void *ud) {
+  http_op *h = ud;
+  size_t len = size * n;
+  if (h->sink != NULL) {
+    if (fwrite(data, 1, len, h->sink) != len) {
+      h->write_failed = errno ? errno : EIO;
+      return 0;
+    }
+    return len;
+  }
+  return buf_append(&h->body, data, len) ? len : 0;
+}
+
+
+/* Keeps the header block of the last response only (after 100, redirects). */
+static size_t on_header (char *data, size_t size, size_t n, void *ud) {
+  http_op *h = ud;
+  size_t len = size * n;
+  if (len >= 5 && memcmp(data, "HTTP/", 5) == 0)
+    h->head.len = 0;
+  return buf_append(&h->head, data, len) ? len : 0;
+}
+
+
+static size_t on_upload (char *data, size_t size, size_t n, void *ud) {
+  http_op *h = ud;
+  size_t got = fread(data, 1, size * n, h->upload);
+  return ferror(h->upload) ? CURL_READFUNC_ABORT : got;
+}
+
+
+/* Debian's libcurl 7.88 opens sockets without CLOEXEC (reference §4.3). */
+static int on_socket (void *ud, curl_socket_t fd, curlsocktype purpose) {
+  (void)ud;
+  (void)purpose;
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return CURL_SOCKOPT_OK;
+}
+
+
+static void http_on_done (loop_op *op, CURLcode rc) {
+  http_op *h = (http_op *)op;
+  h->rc = rc;
+  if (h->sink != NULL && fclose(h->sink) != 0 && h->rc == CURLE_OK)
+    h->write_failed = errno;
+  h->sink = NULL;
+  loop_op_finish(op);
+}
+
+
+/* Pushes {name = value} from the header block; repeated names join with ", ". */
+static void push_headers (lua_State *L, const buf *head) {
+  lua_newtable(L);
+  const char *p = head->data, *end = head->data + head->len;
+  while (p != NULL && p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *line_end = eol ? eol : end;
+    const char *colon = memchr(p, ':', (size_t)(line_end - p));
+    if (colon != NULL && memcmp(p, "HTTP/", 5) != 0) {
+      luaL_Buffer name;
+      luaL_buffinit(L, &name);
+      for (const char *c = p; c < colon; c++)
+        luaL_addchar(&name, (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c));
+      luaL_pushresult(&name);
+      const char *v = colon + 1, *ve = line_end;
+      while (v < ve && (*v == ' ' || *v == '\t'))
+        v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, -3) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      }
+      lua_rawset(L, -3);
+    }
+    p = eol ? eol + 1 : NULL;
+  }
+}
+
+
+static const char *error_code (CURLcode rc) {
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: return "http.timeout";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT: return "http.connect";
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE: return "http.tls";
+    case CURLE_READ_ERROR:
+    case CURLE_WRITE_ERROR: return "http.io";
+    default: return "http.error";
+  }
+}
+
+
+static int http_result (loop_op *op, lua_State *L) {
+  http_op *h = (http_op *)op;
+  if (op->cancelled)
+    return ckfb_push_error(L, "http.cancelled", "%s: cancelled", h->where);
+  if (h->write_failed)
+    return ckfb_push_error(L, "http.io", "%s: cannot write the response: %s",
+                           h->where, strerror(h->write_failed));
+  if (h->rc != CURLE_OK)
+    return ckfb_push_error(L, error_code(h->rc), "%s: %s", h->where,
+                           h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->rc));
+  long status = 0;
+  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &h->head);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, h->body.data ? h->body.data : "", h->body.len);
+  lua_setfield(L, -2, "body");
+  double seconds = 0;
+  curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &seconds);
+  lua_pushnumber(L, seconds);
+  lua_setfield(L, -2, "time");
+  return 1;
+}
+
+
+static void http_release (loop_op *op) {
+  http_op *h = (http_op *)op;
+  if (h->easy != NULL) {
+    if (loop_multi_if_any() != NULL)
+      curl_multi_remove_handle(loop_multi_if_any(), h->easy);
+    curl_easy_cleanup(h->easy);
+    h->easy = NULL;
+  }
+  curl_slist_free_all(h->headers);
+  h->headers = NULL;
+  buf_free(&h->body);
+  buf_free(&h->head);
+  if (h->upload != NULL)
+    fclose(h->upload);
+  if (h->sink != NULL)
+    fclose(h->sink);
+  h->upload = h->sink = NULL;
+  free(h->where);
+  h->where = NULL;
+}
+
+
+static const op_class http_class = {
+  .kind = "http",
+  .on_curl_done = http_on_done,
+  .push_result = http_result,
+  .release = http_release,
+};
+
+
+/* Optional string field k of the table at idx, or NULL. */
+static const char *opt_field (lua_State *L, int idx, const char *k) {
+  lua_getfield(L, idx, k);
+  const char *s = luaL_optstring(L, -1, NULL);
+  lua_pop(L, 1);  /* the request table keeps it alive */
+  return s;
+}
+
+
+static void set_blob (CURL *easy, CURLoption opt, const char *data) {
+  struct curl_blob blob = {(void *)data, strlen(data), CURL_BLOB_COPY};
+  curl_easy_setopt(easy, opt, &blob);
+}
+
+
+/* tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure} */
+static void set_tls (lua_State *L, http_op *h) {
+  if (lua_getfield(L, 1, "tls") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  int t = lua_gettop(L);
+  const char *v;
+  if ((v = opt_field(L, t, "ca_file")) != NULL)
+    curl_easy_setopt(h->easy, CURLOPT_CAINFO, v);
+  if ((v = opt_field(L, t, "ca_data")) != NULL)
+    set_blob(h->easy, CURLOPT_CAINFO_BLOB, v);
+  if ((v = opt_field(L, t, "cert")) != NULL)
+    curl_easy_setopt(h->easy, CURLOPT_SSLCERT, v);
+  if ((v = opt_field(L, t, "key")) != NULL)
+    curl_easy_setopt(h->easy, CURLOPT_SSLKEY, v);
+  if ((v = opt_field(L, t, "cert_data")) != NULL)
+    set_blob(h->easy, CURLOPT_SSLCERT_BLOB, v);
+  if ((v = opt_field(L, t, "key_data")) != NULL)
+    set_blob(h->easy, CURLOPT_SSLKEY_BLOB, v);
+  lua_getfield(L, t, "insecure");
+  if (lua_toboolean(L, -1)) {
+    curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  lua_pop(L, 2);
+}
+
+
+/* headers = {Name = value}; returns 0 when memory ran out. */
+static int set_headers (lua_State *L, http_op *h) {
+  if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      const char *line = lua_pushfstring(L, "%s: %s", luaL_checkstring(L, -2),
+                                         luaL_checkstring(L, -1));
+      struct curl_slist *next = curl_slist_append(h->headers, line);
+      if (next == NULL)
+        return 0;
+      h->headers = next;
+      lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+  curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
+  return 1;
+}
+
+
+/* Sets the body from `body` (a string) or `body_file` (streamed); returns errno or 0. */
+static int set_body (lua_State *L, http_op *h, const char *method) {
+  size_t len;
+  lua_getfield(L, 1, "body");
+  const char *body = luaL_optlstring(L, -1, NULL, &len);
+  lua_pop(L, 1);
+  const char *file = opt_field(L, 1, "body_file");
+  if (body != NULL) {
+    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(h->easy, CURLOPT_COPYPOSTFIELDS, body);
+  } else if (file != NULL) {
+    h->upload = fopen(file, "rb");
+    struct stat st;
+    if (h->upload == NULL || fstat(fileno(h->upload), &st) != 0)
+      return errno;
+    curl_easy_setopt(h->easy, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, on_upload);
+    curl_easy_setopt(h->easy, CURLOPT_READDATA, h);
+    curl_easy_setopt(h->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+  }
+  if (strcmp(method, "HEAD") == 0)
+    curl_easy_setopt(h->easy, CURLOPT_NOBODY, 1L);
+  else if (strcmp(method, "GET") != 0 || body != NULL || file != NULL)
+    curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, method);
+  return 0;
+}
+
+
+static void set_basics (lua_State *L, http_op *h, const char *url) {
+  CURL *e = h->easy;
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)h);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+  curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "ckfb/" CKFB_VERSION);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  lua_getfield(L, 1, "timeout");
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(luaL_optnumber(L, -1, 0) * 1000));
+  lua_getfield(L, 1, "connect_timeout");
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(luaL_optnumber(L, -1, 30) * 1000));
+  lua_getfield(L, 1, "follow");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, (long)lua_toboolean(L, -1));
+  lua_pop(L, 3);
+  const char *proxy = opt_field(L, 1, "proxy");
+  if (proxy != NULL)
+    curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+}
+
+
+/*
+** http.request{method, url, headers, body | body_file, sink, timeout,
+**              connect_timeout, follow, proxy, tls} -> op | nil, err
+*/
+static int l_request (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "url");
+  const char *url = luaL_checkstring(L, -1);
+  const char *method = opt_field(L, 1, "method");
+  method = method ? method : (opt_field(L, 1, "body_file") ? "PUT" : "GET");
+  const char *sink = opt_field(L, 1, "sink");
+  loop_multi(L);  /* before the op: state close frees the multi handle last */
+  http_op *h = (http_op *)loop_op_new(L, sizeof(http_op), &http_class);
+  int op_idx = lua_gettop(L);
+  h->where = strndup(url, strcspn(url, "?#"));  /* queries may hold signatures */
+  lua_pushfstring(L, "%s %s", method, h->where ? h->where : "");
+  free(h->where);
+  h->where = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  h->easy = curl_easy_init();
+  if (h->easy == NULL || h->where == NULL)
+    return luaL_error(L, "not enough memory");  /* the op's __gc frees the rest */
+  set_basics(L, h, url);
+  set_tls(L, h);
+  if (!set_headers(L, h))
+    return luaL_error(L, "not enough memory");
+  int e = set_body(L, h, method);
+  if (e != 0)
+    return ckfb_push_error(L, "http.io", "%s: cannot read the body file: %s", h->where, strerror(e));
+  if (sink != NULL && (h->sink = fopen(sink, "wb")) == NULL)
+    return ckfb_push_error(L, "http.io", "%s: cannot open '%s': %s", h->where, sink, strerror(errno));
+  if (curl_multi_add_handle(loop_multi(L), h->easy) != CURLM_OK)
+    return luaL_error(L, "cannot add the request to the loop");
+  lua_pushvalue(L, op_idx);
+  loop_op_start(L, -1);
+  return 1;
+}
+
+
+static const luaL_Reg http_funcs[] = {
+  {"request", l_request},
+  {NULL, NULL}
+};
+
+
+int luaopen_ckfb_core_http (lua_State *L) {
+  luaL_newlib(L, http_funcs);
+  return 1;
+}

@@ -1,0 +1,127 @@
+/*
+** sys.c: host facts for the boot script and the stdlib (module
+** "ckfb.core.sys"): the embedded sources, the environment, terminals,
+** file types, and the one message handler.
+*/
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckfb.h"
+#include "embedded.h"
+
+extern char **environ;
+
+
+/* sys.embedded() -> {path, ...}  [-0, +1, m] */
+static int sys_embedded (lua_State *L) {
+  lua_newtable(L);
+  int i = 0;
+  for (const struct ckfb_embedded *e = ckfb_embedded; e->path != NULL; e++) {
+    lua_pushstring(L, e->path);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+
+/* sys.embedded_source(path) -> source | nil  [-1, +1, m] */
+static int sys_embedded_source (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  for (const struct ckfb_embedded *e = ckfb_embedded; e->path != NULL; e++)
+    if (strcmp(e->path, path) == 0) {
+      lua_pushlstring(L, e->source, e->size);
+      return 1;
+    }
+  lua_pushnil(L);
+  return 1;
+}
+
+
+/* sys.environ() -> {NAME = value, ...}  [-0, +1, m] */
+static int sys_environ (lua_State *L) {
+  lua_newtable(L);
+  for (char **e = environ; *e != NULL; e++) {
+    const char *eq = strchr(*e, '=');
+    if (eq == NULL || eq == *e)
+      continue;
+    lua_pushlstring(L, *e, (size_t)(eq - *e));
+    lua_pushstring(L, eq + 1);
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
+
+/* sys.isatty(fd) -> boolean */
+static int sys_isatty (lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+
+/* sys.filetype(path) -> "file" | "directory" | "other" | nil */
+static int sys_filetype (lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0)
+    lua_pushnil(L);
+  else if (S_ISREG(st.st_mode))
+    lua_pushliteral(L, "file");
+  else if (S_ISDIR(st.st_mode))
+    lua_pushliteral(L, "directory");
+  else
+    lua_pushliteral(L, "other");
+  return 1;
+}
+
+
+/* sys.set_verbose(flag): lets the C fallback reporter show tracebacks. */
+static int sys_set_verbose (lua_State *L) {
+  lua_pushboolean(L, lua_toboolean(L, 1));
+  lua_setfield(L, LUA_REGISTRYINDEX, "ckfb.verbose");
+  return 0;
+}
+
+
+/* sys.traceback() -> the traceback of the last error the handler saw */
+static int sys_traceback (lua_State *L) {
+  lua_pushstring(L, ckfb_last_traceback(L));
+  return 1;
+}
+
+
+/* sys.interrupted() -> true once SIGINT arrived */
+static int sys_interrupted (lua_State *L) {
+  lua_pushboolean(L, ckfb_interrupted());
+  return 1;
+}
+
+
+/* sys.error_meta() -> the metatable of ckfb's structured errors */
+static int sys_error_meta (lua_State *L) {
+  ckfb_push_error_meta(L);
+  return 1;
+}
+
+
+static const luaL_Reg sys_funcs[] = {
+  {"error_meta", sys_error_meta},
+  {"embedded", sys_embedded},
+  {"embedded_source", sys_embedded_source},
+  {"environ", sys_environ},
+  {"isatty", sys_isatty},
+  {"filetype", sys_filetype},
+  {"set_verbose", sys_set_verbose},
+  {"traceback", sys_traceback},
+  {"interrupted", sys_interrupted},
+  {"msghandler", ckfb_msghandler},
+  {NULL, NULL}
+};
+
+
+int luaopen_ckfb_core_sys (lua_State *L) {
+  luaL_newlib(L, sys_funcs);
+  lua_pushliteral(L, CKFB_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,218 @@
+--- ckfb.cli: the command line. Parses options (as lua5.4 does: options
+-- first, then a script and its arguments), resolves the script (a file, `-`
+-- for stdin, or the name of a shipped script), runs it, and turns the
+-- outcome into an exit code: 0 ok, 1 failed, 2 usage, 130 interrupted.
+local sys = require "ckfb.core.sys"
+local log = require "ckfb.log"
+local stdlib = require "ckfb.stdlib"
+
+local M = {}
+
+local EXIT = { ok = 0, error = 1, usage = 2, interrupted = 130 }
+
+local function shipped_names()
+  local names = {}
+  for name in pairs(stdlib.scripts) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+local function usage()
+  return table.concat({
+    "usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]",
+    "       ckfb stdlib list | stdlib cat MODULE",
+    "",
+    "Runs a Lua 5.4 script with ckfb's bindings (juju, k8s, s3, proc, http, json, yaml, task, log).",
+    "SCRIPT is a file; NAME a shipped script (" .. shipped_names() .. "); - reads the script from stdin.",
+    "",
+    "options:",
+    "  -e CODE         run CODE (in order with -l, before the script)",
+    "  -l MODULE       require MODULE and set the global of that name",
+    "  -v, --verbose   more detail; repeat for more (-vv: trace)",
+    "  -q, --quiet     errors and warnings only",
+    "  --lib-dir DIR   search DIR first for modules (repeatable)",
+    "  --version       print the version",
+    "  -h, --help      print this help",
+    "",
+    "Modules resolve from --lib-dir, $CKFB_PATH, ~/.config/ckfb/lib, /etc/ckfb/lib,",
+    "then the copy built into ckfb ('ckfb stdlib list' shows which).",
+    "Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted.",
+  }, "\n")
+end
+
+local UsageError = {}
+
+local function usage_error(fmt, ...)
+  error(setmetatable({ message = string.format(fmt, ...) }, UsageError), 0)
+end
+
+local function check_utf8(argv)
+  for i = 1, #argv do
+    if not utf8.len(argv[i]) then
+      usage_error("argument %d is not valid UTF-8", i)
+    end
+  end
+end
+
+--- Parses argv[1..] into {actions = {{"e"|"l", value}}, verbose, quiet,
+-- script, script_index}.
+local function parse(argv)
+  local o = { actions = {}, verbose = 0, quiet = false }
+  local i = 1
+  local function value(opt)
+    i = i + 1
+    if argv[i] == nil then usage_error("option '%s' needs an argument", opt) end
+    return argv[i]
+  end
+  while argv[i] do
+    local a = argv[i]
+    if a == "--" then i = i + 1; break
+    elseif a == "-" or a:sub(1, 1) ~= "-" then break
+    elseif a == "-e" or a == "-l" then o.actions[#o.actions + 1] = { a:sub(2), value(a) }
+    elseif a:match("^%-[el].") then o.actions[#o.actions + 1] = { a:sub(2, 2), a:sub(3) }
+    elseif a == "-v" or a == "--verbose" then o.verbose = o.verbose + 1
+    elseif a:match("^%-v+$") then o.verbose = o.verbose + #a - 1
+    elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "--lib-dir" then value(a)  -- _boot.lua already used it
+    elseif a:match("^%-%-lib%-dir=.") then -- luacheck: ignore 542
+    elseif a == "--version" then o.version = true
+    elseif a == "-h" or a == "--help" then o.help = true
+    else usage_error("unknown option '%s'", a) end
+    i = i + 1
+  end
+  o.script_index = argv[i] and i or nil
+  o.script = argv[i]
+  return o
+end
+
+--- The global `arg`, as lua.c builds it: script at 0, its arguments from 1.
+local function make_arg(argv, index)
+  local t = {}
+  for j = 0, #argv do t[j - index] = argv[j] end
+  return t
+end
+
+local function load_script(name)
+  if name == "-" then
+    return load(io.read("a"), "=stdin")
+  end
+  local kind = sys.filetype(name)
+  if kind == "file" then return loadfile(name) end
+  if kind == "directory" then usage_error("'%s' is a directory, not a script", name) end
+  local path = stdlib.scripts[name]
+  if path then return load(stdlib.source(path), "@" .. path) end
+  if name:find("[/.]") then usage_error("cannot open script '%s': no such file", name) end
+  usage_error("'%s' is neither a file nor a shipped script (shipped: %s)", name, shipped_names())
+end
+
+local function stdlib_command(args)
+  local verb, name = args[1], args[2]
+  if verb == "list" then
+    for _, mod in ipairs(stdlib.modules()) do
+      local kind, where = stdlib.resolve(mod)
+      print(string.format("%-24s %s", mod, kind == "preload" and "built-in C module" or (kind .. " " .. where)))
+    end
+  elseif verb == "cat" and name then
+    local kind, where = stdlib.resolve(name)
+    if kind == "file" then
+      local f = assert(io.open(where, "rb"))
+      io.write(f:read("a"))
+      f:close()
+    elseif kind == "embedded" then io.write(stdlib.source(where))
+    elseif kind == "preload" then usage_error("'%s' is a C module: it has no Lua source", name)
+    else usage_error("no module named '%s' (see 'ckfb stdlib list')", name) end
+  else
+    usage_error("usage: ckfb stdlib list | stdlib cat MODULE")
+  end
+  return EXIT.ok
+end
+
+--- The single line an escaped error prints, redacted; more with -v.
+local function describe(err)
+  local mt = getmetatable(err)
+  if type(err) == "table" and not (mt and mt.__tostring) then
+    return tostring(err.message or err.code or "(error object is a table value)")
+  end
+  return tostring(err)
+end
+
+local function report(err, verbose)
+  local text = log.redact(describe(err))
+  local first = text:match("^[^\n]*")
+  io.stderr:write("ckfb: ", first, "\n")
+  if verbose then
+    io.stderr:write(log.redact(text:sub(#first + 2)), log.redact(sys.traceback()), "\n")
+  end
+end
+
+local function run_actions(actions)
+  for _, act in ipairs(actions) do
+    if act[1] == "l" then
+      rawset(_G, act[2]:match("[^.]+$"), require(act[2]))
+    else
+      local chunk, err = load(act[2], "=(command line)")
+      if not chunk then error(err, 0) end
+      chunk()
+    end
+  end
+end
+
+-- os.exit closes the state by default, so children are killed and reaped.
+local function install_exit()
+  local exit = os.exit
+  os.exit = function(code, close) -- luacheck: ignore 122
+    if close == nil then close = true end
+    exit(code, close)
+  end
+end
+
+local function run(o, argv)
+  local chunk, err
+  if o.script then
+    chunk, err = load_script(o.script)
+    if not chunk then error(err, 0) end
+  end
+  _G.arg = make_arg(argv, o.script_index or #argv + 1)
+  _G.print = log.print
+  install_exit()
+  require("ckfb.strict").enable(_G)
+  run_actions(o.actions)
+  local code = EXIT.ok
+  if chunk then
+    local results = table.pack(chunk(table.unpack(_G.arg, 1, #_G.arg)))
+    if math.type(results[1]) == "integer" then code = results[1] end
+  end
+  require("ckfb.task").finish()
+  return code
+end
+
+function M.main(argv)
+  local ok, result = xpcall(function()
+    check_utf8(argv)
+    local o = parse(argv)
+    if o.quiet then log.set_level("warn") end
+    if o.verbose > 0 then log.set_level(3 + o.verbose) end
+    sys.set_verbose(o.verbose > 0)
+    M.verbose = o.verbose > 0
+    if o.help then print(usage()); return EXIT.ok end
+    if o.version then print("ckfb " .. sys.version .. " (" .. _VERSION .. ")"); return EXIT.ok end
+    if o.script == "stdlib" and sys.filetype("stdlib") ~= "file" then
+      return stdlib_command({ table.unpack(argv, o.script_index + 1) })
+    end
+    if not o.script and #o.actions == 0 then print(usage()); return EXIT.ok end
+    return run(o, argv)
+  end, function(e)
+    sys.msghandler(e)  -- keeps the traceback aside for -v
+    return e
+  end)
+  if ok then return result end
+  if getmetatable(result) == UsageError then
+    io.stderr:write("ckfb: ", result.message, " (try 'ckfb --help')\n")
+    return EXIT.usage
+  end
+  if package.loaded["ckfb.task"] then pcall(package.loaded["ckfb.task"].cancel_all) end
+  report(result, M.verbose)
+  return sys.interrupted() and EXIT.interrupted or EXIT.error
+end
+
+return M

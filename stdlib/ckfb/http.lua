@@ -1,0 +1,46 @@
+--- ckfb.http: HTTP(S) on curl_multi, on the same loop as processes (host/http.c).
+-- Any HTTP status is a response; only transport failures (connection,
+-- TLS, timeout, local I/O) are `nil, err`. Bindings on top (k8s, s3) turn
+-- statuses into errors. Query strings never appear in error messages.
+local core = require "ckfb.core.http"
+local task = require "ckfb.task"
+
+local M = {}
+
+local FIELDS = {
+  method = "string", url = "string", headers = "table", body = "string", body_file = "string",
+  sink = "string", timeout = "number", connect_timeout = "number", follow = "boolean",
+  proxy = "string", tls = "table",
+}
+
+local function check(req)
+  if type(req) ~= "table" then error("http.request: expected a table", 3) end
+  for k, v in pairs(req) do
+    if not FIELDS[k] then error("http.request: unknown field '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= FIELDS[k] then
+      error(string.format("http.request: '%s' must be a %s, got %s", k, FIELDS[k], type(v)), 3)
+    end
+  end
+  if not req.url then error("http.request: 'url' is required", 3) end
+  if req.body and req.body_file then error("http.request: give 'body' or 'body_file', not both", 3) end
+end
+
+--- request{method, url, headers, body | body_file, sink, timeout, connect_timeout,
+--           follow, proxy, tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure}}
+-- -> {status, headers (lower-case names), body, time} | nil, err
+function M.request(req)
+  check(req)
+  local op, err = core.request(req)
+  if not op then return nil, err end
+  return task.await(op)
+end
+
+--- get(url [, req]) -> response | nil, err
+function M.get(url, req)
+  local r = {}
+  for k, v in pairs(req or {}) do r[k] = v end
+  r.url, r.method = url, "GET"
+  return M.request(r)
+end
+
+return M

@@ -1,0 +1,94 @@
+--- ckfb.log: levelled, timestamped logging to stderr, with every registered
+-- secret redacted from everything ckfb prints (log lines, print, errors).
+local sys = require "ckfb.core.sys"
+
+local M = {}
+
+local LEVELS = { "error", "warn", "info", "debug", "trace" }
+local RANK = {}
+for i, name in ipairs(LEVELS) do RANK[name] = i end
+local COLOURS = { error = "\27[31m", warn = "\27[33m", info = "\27[32m", debug = "\27[36m", trace = "\27[90m" }
+
+local threshold = RANK.info
+local secrets = {}
+local sink = io.stderr
+
+--- Colour only on a terminal and never when NO_COLOR is set (no-color.org).
+local function use_colour()
+  local no_color = os.getenv("NO_COLOR")
+  return sys.isatty(2) and (no_color == nil or no_color == "")
+end
+local colour = use_colour()
+
+--- Sets the level by name ("error" .. "trace") or rank (1 .. 5).
+function M.set_level(level)
+  local rank = RANK[level] or tonumber(level)
+  if not rank then error("unknown log level '" .. tostring(level) .. "'", 2) end
+  threshold = math.max(1, math.min(#LEVELS, rank))
+end
+
+function M.level()
+  return LEVELS[threshold]
+end
+
+function M.enabled(level)
+  return RANK[level] <= threshold
+end
+
+--- Registers a value that must never be printed; returns it unchanged.
+function M.secret(value)
+  if type(value) == "string" and #value > 0 and not secrets[value] then
+    secrets[value] = true
+    secrets[#secrets + 1] = value
+    table.sort(secrets, function(a, b) return #a > #b end)  -- longest first
+  end
+  return value
+end
+
+--- Replaces every registered secret in text with "***".
+function M.redact(text)
+  text = tostring(text)
+  for i = 1, #secrets do
+    local s = secrets[i]
+    local at = text:find(s, 1, true)
+    while at do
+      text = text:sub(1, at - 1) .. "***" .. text:sub(at + #s)
+      at = text:find(s, at + 3, true)
+    end
+  end
+  return text
+end
+
+--- Where log lines go (a file handle); tests point it at a temporary file.
+function M.set_sink(handle)
+  sink = handle or io.stderr
+  colour = sink == io.stderr and use_colour()
+end
+
+local function format(fmt, ...)
+  if select("#", ...) > 0 then return string.format(fmt, ...) end
+  return tostring(fmt)
+end
+
+local function write(level, fmt, ...)
+  if RANK[level] > threshold then return end
+  local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  local tag = level:upper()
+  if colour then tag = COLOURS[level] .. tag .. "\27[0m" end
+  sink:write(stamp, " ", tag, " ", M.redact(format(fmt, ...)), "\n")
+  sink:flush()
+end
+
+for _, level in ipairs(LEVELS) do
+  M[level] = function(fmt, ...) write(level, fmt, ...) end
+end
+
+--- print() with redaction: the CLI installs it as the global print.
+function M.print(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do parts[i] = tostring((select(i, ...))) end
+  io.stdout:write(M.redact(table.concat(parts, "\t")), "\n")
+end
+
+return M

@@ -1,0 +1,259 @@
+--- ckfb.task: coroutine tasks on the one event loop (host/loop.c).
+-- Inside a task, a call that waits (a process, an HTTP request, a sleep)
+-- yields and other tasks run; outside one (a plain script, a hook) it runs
+-- the loop itself until its own operation is done.
+--
+-- Limits (Lua's, not ckfb's): no waiting at a module's top level (require
+-- runs it without a continuation), in __gc, or inside callbacks of C
+-- functions such as table.sort comparators or string.gsub replacements.
+local loop = require "ckfb.core.loop"
+local errors = require "ckfb.error"
+
+local M = {}
+
+local WAIT = setmetatable({}, { __name = "ckfb.task.wait" })  -- the yield sentinel
+local Task = { __name = "ckfb.task" }
+Task.__index = Task
+
+local by_coroutine = setmetatable({}, { __mode = "k" })
+local ready = {}        -- tasks to resume, in order
+local op_waiters = {}   -- op -> {task, ticket}
+local live = {}         -- task -> true until it ends
+local failures = {}     -- failed tasks, to report the ones nobody waited for
+
+--- The task running now, or nil (main chunk, or a coroutine of the script's own).
+local function current()
+  local co = coroutine.running()
+  return by_coroutine[co]
+end
+
+local function enqueue(t, ticket)
+  if t.status == "waiting" and t.ticket == ticket then
+    t.status = "ready"
+    ready[#ready + 1] = t
+  end
+end
+
+--- Wakes every task waiting on obj (a task or a group).
+local function notify(obj)
+  local joiners = obj.joiners
+  obj.joiners = {}
+  for _, j in ipairs(joiners) do enqueue(j[1], j[2]) end
+end
+
+--- Suspends the current task until something wakes it with its ticket.
+local function suspend(t)
+  t.ticket = t.ticket + 1
+  t.status = "waiting"
+  coroutine.yield(WAIT)
+end
+
+local function settle(t, status, err, results)
+  t.status = status
+  t.error = err
+  t.results = results
+  live[t] = nil
+  if status == "failed" then failures[#failures + 1] = t end
+  local group = t.group
+  if group then
+    group.remaining = group.remaining - 1
+    if status == "failed" and not group.failed then group.failed = t end
+    notify(group)
+  end
+  notify(t)
+end
+
+local function resume(t)
+  t.status = "running"
+  local ok, first = coroutine.resume(t.co)
+  if coroutine.status(t.co) ~= "dead" then
+    if first ~= WAIT then  -- a bare coroutine.yield(): let the others run
+      t.status, t.ticket = "waiting", t.ticket + 1
+      enqueue(t, t.ticket)
+    end
+    return
+  end
+  if not ok then settle(t, "failed", first)
+  elseif t.outcome.ok then settle(t, "done", nil, t.outcome.results)
+  else settle(t, "failed", t.outcome.error) end
+end
+
+local function run_ready()
+  while #ready > 0 do
+    local batch = ready
+    ready = {}
+    for _, t in ipairs(batch) do
+      if t.status == "ready" then resume(t) end
+    end
+  end
+end
+
+--- One turn of the scheduler: run what is ready, then wait once on the loop.
+function M.step()
+  run_ready()
+  if loop.pending() == 0 then return false end
+  for _, op in ipairs(loop.step()) do
+    local w = op_waiters[op]
+    if w then
+      op_waiters[op] = nil
+      enqueue(w[1], w[2])
+    end
+  end
+  run_ready()
+  return true
+end
+
+--- Runs the loop until done() is true; inside a task, sleeps on the objects
+-- (tasks or groups) whose change can make it true.
+local function wait_until(done, ...)
+  local t = current()
+  while not done() do
+    if t then
+      for i = 1, select("#", ...) do
+        local obj = select(i, ...)
+        obj.joiners[#obj.joiners + 1] = { t, t.ticket + 1 }
+      end
+      suspend(t)
+    elseif not M.step() and not done() and #ready == 0 then
+      error(errors.new("task.deadlock", "nothing left to wait for: the awaited task can never finish"), 0)
+    end
+  end
+end
+
+--- Waits for a loop operation (from ckfb.core.*) and returns its results.
+function M.await(op)
+  local t = current()
+  if t then
+    op_waiters[op] = { t, t.ticket + 1 }
+    suspend(t)
+  else
+    while not op:done() do M.step() end
+  end
+  return op:result()
+end
+
+local function spawn(fn, group, ...)
+  if type(fn) ~= "function" then error("task: expected a function, got " .. type(fn), 3) end
+  local args = table.pack(...)
+  local t = setmetatable({ status = "ready", ticket = 0, joiners = {}, children = {}, group = group }, Task)
+  t.outcome = {}
+  t.co = coroutine.create(function()
+    local results = table.pack(xpcall(fn, function(e)
+      t.traceback = debug.traceback(tostring(e), 2)
+      return e
+    end, table.unpack(args, 1, args.n)))
+    if results[1] then
+      t.outcome.ok = true
+      t.outcome.results = table.pack(table.unpack(results, 2, results.n))
+    else
+      t.outcome.error = results[2]
+    end
+  end)
+  by_coroutine[t.co] = t
+  live[t] = true
+  local parent = current()
+  if parent then parent.children[#parent.children + 1] = t end
+  ready[#ready + 1] = t
+  return t
+end
+
+--- Starts fn(...) as a new task; it runs when the current code next waits.
+function M.spawn(fn, ...)
+  return spawn(fn, nil, ...)
+end
+
+local function finished(t)
+  return t.status == "done" or t.status == "failed" or t.status == "cancelled"
+end
+
+--- Stops a task that has not finished: its pending operation (a child, a
+-- transfer) is cancelled, its <close> variables run, and so for its children.
+function Task:cancel()
+  if finished(self) then return end
+  if self.status == "running" then error("task:cancel(): a task cannot cancel itself", 2) end
+  for op, w in pairs(op_waiters) do
+    if w[1] == self then op_waiters[op] = nil; op:cancel() end
+  end
+  for _, child in ipairs(self.children) do child:cancel() end
+  coroutine.close(self.co)
+  settle(self, "cancelled", errors.new("task.cancelled", "task was cancelled"))
+end
+
+--- Waits for the task; returns its results or raises its error.
+function Task:wait()
+  wait_until(function() return finished(self) end, self)
+  self.observed = true
+  if self.status == "done" then return table.unpack(self.results, 1, self.results.n) end
+  error(self.error, 0)
+end
+
+function Task:done()
+  return finished(self)
+end
+
+function Task:__tostring()
+  return "task (" .. self.status .. ")"
+end
+
+--- Runs the functions concurrently; returns their first results in order.
+-- On the first error the others are cancelled and that error is raised.
+function M.all(fns)
+  if type(fns) ~= "table" then error("task.all: expected a list of functions", 2) end
+  local group = { remaining = #fns, joiners = {} }
+  local tasks = {}
+  for i, fn in ipairs(fns) do tasks[i] = spawn(fn, group) end
+  wait_until(function() return group.remaining == 0 or group.failed end, group)
+  if group.failed then
+    for _, t in ipairs(tasks) do t:cancel() end
+    group.failed.observed = true
+    error(group.failed.error, 0)
+  end
+  local results = {}
+  for i, t in ipairs(tasks) do
+    t.observed = true
+    results[i] = t.results[1]
+  end
+  return table.unpack(results, 1, #tasks)
+end
+
+--- Waits `seconds` without blocking other tasks.
+function M.sleep(seconds)
+  if type(seconds) ~= "number" or seconds < 0 then error("task.sleep: expected seconds >= 0", 2) end
+  return M.await(loop.timer(seconds)) and nil
+end
+
+--- Runs fn(...) with a time limit: its results, or nil and a "task.timeout"
+-- error once `seconds` have passed (fn is then cancelled).
+function M.timeout(seconds, fn, ...)
+  if type(seconds) ~= "number" or seconds < 0 then error("task.timeout: expected seconds >= 0", 2) end
+  local work = spawn(fn, nil, ...)
+  local timer = spawn(M.sleep, nil, seconds)
+  wait_until(function() return finished(work) or finished(timer) end, work, timer)
+  if finished(work) then
+    timer:cancel()
+    return work:wait()
+  end
+  work:cancel()
+  return nil, errors.new("task.timeout", string.format("timed out after %gs", seconds))
+end
+
+--- Runs until every task has ended; raises the first error nobody waited for.
+-- The CLI calls it after the main chunk, as a script's last step.
+function M.finish()
+  wait_until(function() return next(live) == nil end)
+  for _, t in ipairs(failures) do
+    if not t.observed then
+      t.observed = true
+      error(t.error, 0)
+    end
+  end
+end
+
+--- Cancels every task still alive (Ctrl-C, or an error escaping the main chunk).
+function M.cancel_all()
+  for t in pairs(live) do
+    if t.status ~= "running" then t:cancel() end
+  end
+end
+
+return M
