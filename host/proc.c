@@ -22,7 +22,7 @@
 extern char **environ;
 
 #define DEFAULT_MAX_OUTPUT (16 * 1024 * 1024)
-#define DRAIN_AFTER_EXIT 2.0   /* seconds to wait for EOF once the child exited */
+#define DRAIN_AFTER_EXIT 1.0   /* seconds to wait for EOF once the child exited */
 
 typedef struct {
   buf data;
@@ -65,7 +65,7 @@ static void read_stream (proc_op *p, stream *s) {
     if (n > 0) {
       size_t room = p->max_output > s->data.len ? p->max_output - s->data.len : 0;
       size_t keep = (size_t)n < room ? (size_t)n : room;
-      if (keep < (size_t)n || !buf_append(&s->data, chunk, keep))
+      if (!buf_append(&s->data, chunk, keep) || keep < (size_t)n)
         s->truncated = 1;  /* keep reading so the child never blocks */
     } else if (n < 0 && errno == EINTR) {
       continue;

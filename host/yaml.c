@@ -171,7 +171,7 @@ static int push_scalar (lua_State *L, yaml_state *s) {
   const char *v = (const char *)e->data.scalar.value;
   size_t len = e->data.scalar.length;
   const char *tag = (const char *)e->data.scalar.tag;
-  int plain = e->data.scalar.plain_implicit && e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+  int plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
   static const char core[] = "tag:yaml.org,2002:";
   int core_tag = tag != NULL && strncmp(tag, core, sizeof core - 1) == 0;
   const char *kind = core_tag ? tag + sizeof core - 1 : NULL;
@@ -185,7 +185,8 @@ static int push_scalar (lua_State *L, yaml_state *s) {
     fail(s, (int)e->start_mark.line, (int)e->start_mark.column, "invalid !!%s value", kind);
     return 0;
   }
-  if (!(plain && tag == NULL && push_typed(L, v, len)))
+  /* untagged and unknown tags alike: a tag never changes what runs */
+  if (!(plain && kind == NULL && push_typed(L, v, len)))
     lua_pushlstring(L, v, len);
   return 1;
 }

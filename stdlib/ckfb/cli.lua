@@ -131,7 +131,8 @@ end
 local function describe(err)
   local mt = getmetatable(err)
   if type(err) == "table" and not (mt and mt.__tostring) then
-    return tostring(err.message or err.code or "(error object is a table value)")
+    if type(err.message) ~= "string" then return "(error object is a table value)" end
+    return (err.code and tostring(err.code) .. ": " or "") .. err.message
   end
   return tostring(err)
 end
@@ -139,6 +140,7 @@ end
 local function report(err, verbose)
   local text = log.redact(describe(err))
   local first = text:match("^[^\n]*")
+  io.stdout:flush()
   io.stderr:write("ckfb: ", first, "\n")
   if verbose then
     io.stderr:write(log.redact(text:sub(#first + 2)), log.redact(sys.traceback()), "\n")

@@ -28,6 +28,11 @@ end
 
 local encode_value
 
+-- cjson escapes "/" as "\/"; JSON does not need it and people read these files.
+local function string_text(s)
+  return (cjson.encode(s):gsub("\\/", "/"))
+end
+
 local function number_text(n)
   if math.type(n) == "integer" then return string.format("%d", n) end
   if n ~= n or n == math.huge or n == -math.huge then return "null" end
@@ -78,7 +83,7 @@ local function encode_table(t, out, indent, depth, seen)
       for i, k in ipairs(keys) do
         local v = t[k]
         if v == nil then v = t[tonumber(k)] end
-        out[#out + 1] = (i > 1 and "," or "") .. pad .. cjson.encode(k) .. sep
+        out[#out + 1] = (i > 1 and "," or "") .. pad .. string_text(k) .. sep
         encode_value(v, out, indent, depth + 1, seen)
       end
       out[#out + 1] = close .. "}"
@@ -89,7 +94,7 @@ end
 
 function encode_value(v, out, indent, depth, seen)
   local vt = type(v)
-  if vt == "string" then out[#out + 1] = cjson.encode(v)
+  if vt == "string" then out[#out + 1] = string_text(v)
   elseif vt == "number" then out[#out + 1] = number_text(v)
   elseif vt == "boolean" then out[#out + 1] = tostring(v)
   elseif v == nil or v == M.null then out[#out + 1] = "null"

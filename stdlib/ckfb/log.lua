@@ -72,6 +72,7 @@ end
 
 local function write(level, fmt, ...)
   if RANK[level] > threshold then return end
+  io.stdout:flush()  -- keeps output and log lines in order on a shared pipe
   local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local tag = level:upper()
   if colour then tag = COLOURS[level] .. tag .. "\27[0m" end

@@ -1,0 +1,116 @@
+# The ckfb command line: options, scripts, exit codes, one-line errors.
+
+$ ckfb --version
+ckfb .+ \(Lua 5\.4\) (re)
+
+$ ckfb --help | head -1
+usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]
+
+$ ckfb | head -1
+usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]
+
+$ ckfb -e 'print(1 + 1)'
+2
+
+$ ckfb -e 'x = 2' -e 'print(x * 3)'
+6
+
+$ ckfb -l ckfb.json -e 'print(json.encode({b = 1, a = 2}))'
+{"a":2,"b":1}
+
+$ ckfb fixtures/args.lua one two
+arg[0]=fixtures/args.lua	#arg=2	...=one,two
+arg[-1]=ckfb
+
+$ ckfb -v fixtures/args.lua -v
+arg[0]=fixtures/args.lua	#arg=1	...=-v
+arg[-1]=-v
+
+$ echo 'print("from stdin", ...)' | ckfb - a b
+from stdin	a	b
+
+$ ckfb fixtures/exit_code.lua
+[7]
+
+# Usage errors: exit 2, one line naming the problem.
+$ ckfb --bogus
+ckfb: unknown option '--bogus' (try 'ckfb --help')
+[2]
+
+$ ckfb -e
+ckfb: option '-e' needs an argument (try 'ckfb --help')
+[2]
+
+$ ckfb no-such-thing
+ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: demo) (try 'ckfb --help')
+[2]
+
+$ ckfb missing.lua
+ckfb: cannot open script 'missing.lua': no such file (try 'ckfb --help')
+[2]
+
+$ ckfb fixtures
+ckfb: 'fixtures' is a directory, not a script (try 'ckfb --help')
+[2]
+
+$ ckfb -e 'print(1)' $'\xff\xfe'
+ckfb: argument 3 is not valid UTF-8 (try 'ckfb --help')
+[2]
+
+# Failures: exit 1, one line; the rest and the traceback with -v.
+$ ckfb fixtures/syntax_error.lua
+ckfb: fixtures/syntax_error.lua:1: unexpected symbol near '='
+[1]
+
+$ ckfb fixtures/fails.lua
+ckfb: demo.failed: the step failed
+[1]
+
+$ ckfb -v fixtures/fails.lua 2>&1 | grep -c 'fixtures/fails.lua:2: in'
+1
+
+$ ckfb -e 'error({code = 1})'
+ckfb: (error object is a table value)
+[1]
+
+$ ckfb fixtures/leaks_global.lua
+ckfb: fixtures/leaks_global.lua:1: assignment to undeclared global 'leaked'
+[1]
+
+$ ckfb -e 'print(undeclared_name)'
+ckfb: (command line):1: undeclared global 'undeclared_name'
+[1]
+
+$ ckfb -l ckfb.yaml -e 'local f = io.open("fixtures/bad.yaml"); assert(yaml.decode(f:read("a")))'
+ckfb: yaml.parse: line 3, column 1: did not find expected ',' or ']' (while parsing a flow sequence)
+[1]
+
+$ ckfb -l ckfb.json -e 'local f = io.open("fixtures/bad.json"); assert(json.decode(f:read("a")))'
+ckfb: json.parse: invalid JSON: Expected value but found T_COMMA at character 13
+[1]
+
+# Secrets never reach the output, the log or the error line.
+$ ckfb fixtures/secret.lua 2>&1 | sed 's/^[0-9TZ:-]* /TIME /'
+token is ***
+TIME WARN using ***
+ckfb: fixtures/secret.lua:5: failed with ***
+[0]
+
+# Overrides: a module on disk wins over the embedded one, without a rebuild.
+$ ckfb --lib-dir fixtures/lib -e 'print(require("ckfb.json").overridden)'
+true
+
+$ CKFB_PATH=$PWD/fixtures/lib ckfb stdlib list | grep -E '^ckfb\.(json|log) '
+ckfb.json                file /.+/fixtures/lib/ckfb/json.lua (re)
+ckfb.log                 embedded stdlib/ckfb/log.lua
+
+$ ckfb stdlib cat ckfb.error | head -1
+--- ckfb.error: the structured errors every binding returns.
+
+$ ckfb stdlib cat ckfb.nope
+ckfb: no module named 'ckfb.nope' (see 'ckfb stdlib list') (try 'ckfb --help')
+[2]
+
+$ ckfb stdlib frobnicate
+ckfb: usage: ckfb stdlib list | stdlib cat MODULE (try 'ckfb --help')
+[2]
