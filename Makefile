@@ -17,18 +17,25 @@ SANFLAGS =
 OPT      = -O2 -g
 endif
 
-PKGS     = lua5.4 lua5.4-cjson libcurl yaml-0.1
+# libcurl is loaded with dlopen on first use (host/lcurl.h): only its headers here.
+PKGS     = lua5.4 lua5.4-cjson yaml-0.1
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) \
-           $(shell pkg-config --cflags $(PKGS)) -DCKFB_VERSION='"$(VERSION)"'
+           $(shell pkg-config --cflags $(PKGS) libcurl) -DCKFB_VERSION='"$(VERSION)"'
 LDFLAGS += $(SANFLAGS) -Wl,-E
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm
+# Lua and cjson link statically, as Debian's own lua5.4 does: no PLT and no
+# start-up relocations for the interpreter. -Wl,-E (above) exports the Lua
+# API to C modules loaded from disk (busted's lfs, term, system).
+LDLIBS  += -Wl,-Bstatic -llua5.4-cjson -llua5.4 -Wl,-Bdynamic -lyaml -ldl -lm
 
 HOST_SRC = $(wildcard host/*.c)
 HOST_OBJ = $(HOST_SRC:host/%.c=$(BUILD)/obj/%.o)
 LUA_SRC  = $(sort $(wildcard stdlib/*/*.lua stdlib/*.lua scripts/*.lua))
+
+# C unit tests: each includes the host file it tests, so it links with the rest.
+C_TESTS  = $(patsubst tests/host/%.c,$(BUILD)/tests/%,$(wildcard tests/host/*_test.c))
 
 .PHONY: all test check test-san lint bench run setup install clean help
 all: $(BUILD)/ckfb
@@ -54,7 +61,7 @@ $(BUILD)/embed: host/tools/embed.c | $(BUILD)
 	@echo "  CC      $<"
 	$(Q)$(CC) -std=c11 -O2 $(WARN) -o $@ $<
 
-$(BUILD) $(BUILD)/obj $(BUILD)/gen:
+$(BUILD) $(BUILD)/obj $(BUILD)/gen $(BUILD)/tests:
 	$(Q)mkdir -p $@
 
 # Installs the Debian packages (and npm modules) a fresh Debian 12 lacks.
@@ -64,7 +71,12 @@ setup:
 run: $(BUILD)/ckfb
 	$(Q)$(BUILD)/ckfb demo
 
-test: $(BUILD)/ckfb
+$(BUILD)/tests/%_test: tests/host/%_test.c host/%.c $(HOST_OBJ) $(BUILD)/obj/embedded.o | $(BUILD)/tests
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -Ihost $(LDFLAGS) -o $@ $< \
+	  $(filter-out $(BUILD)/obj/main.o $(BUILD)/obj/$*.o,$(HOST_OBJ)) $(BUILD)/obj/embedded.o $(LDLIBS)
+
+test: $(BUILD)/ckfb $(C_TESTS)
 	$(Q)CKFB=$(BUILD)/ckfb tests/run
 
 test-san:

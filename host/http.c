@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "ckfb.h"
+#include "lcurl.h"
 #include "loop.h"
 
 typedef struct {
@@ -137,9 +138,9 @@ static int http_result (loop_op *op, lua_State *L) {
                            h->where, strerror(h->write_failed));
   if (h->rc != CURLE_OK)
     return ckfb_push_error(L, error_code(h->rc), "%s: %s", h->where,
-                           h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->rc));
+                           h->errbuf[0] ? h->errbuf : lcurl.easy_strerror(h->rc));
   long status = 0;
-  curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+  lcurl.easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, status);
   lua_setfield(L, -2, "status");
@@ -148,7 +149,7 @@ static int http_result (loop_op *op, lua_State *L) {
   lua_pushlstring(L, h->body.data ? h->body.data : "", h->body.len);
   lua_setfield(L, -2, "body");
   double seconds = 0;
-  curl_easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &seconds);
+  lcurl.easy_getinfo(h->easy, CURLINFO_TOTAL_TIME, &seconds);
   lua_pushnumber(L, seconds);
   lua_setfield(L, -2, "time");
   return 1;
@@ -159,11 +160,11 @@ static void http_release (loop_op *op) {
   http_op *h = (http_op *)op;
   if (h->easy != NULL) {
     if (loop_multi_if_any() != NULL)
-      curl_multi_remove_handle(loop_multi_if_any(), h->easy);
-    curl_easy_cleanup(h->easy);
+      lcurl.multi_remove_handle(loop_multi_if_any(), h->easy);
+    lcurl.easy_cleanup(h->easy);
     h->easy = NULL;
   }
-  curl_slist_free_all(h->headers);
+  lcurl.slist_free_all(h->headers);
   h->headers = NULL;
   buf_free(&h->body);
   buf_free(&h->head);
@@ -196,7 +197,7 @@ static const char *opt_field (lua_State *L, int idx, const char *k) {
 
 static void set_blob (CURL *easy, CURLoption opt, const char *data) {
   struct curl_blob blob = {(void *)data, strlen(data), CURL_BLOB_COPY};
-  curl_easy_setopt(easy, opt, &blob);
+  lcurl.easy_setopt(easy, opt, &blob);
 }
 
 
@@ -209,21 +210,21 @@ static void set_tls (lua_State *L, http_op *h) {
   int t = lua_gettop(L);
   const char *v;
   if ((v = opt_field(L, t, "ca_file")) != NULL)
-    curl_easy_setopt(h->easy, CURLOPT_CAINFO, v);
+    lcurl.easy_setopt(h->easy, CURLOPT_CAINFO, v);
   if ((v = opt_field(L, t, "ca_data")) != NULL)
     set_blob(h->easy, CURLOPT_CAINFO_BLOB, v);
   if ((v = opt_field(L, t, "cert")) != NULL)
-    curl_easy_setopt(h->easy, CURLOPT_SSLCERT, v);
+    lcurl.easy_setopt(h->easy, CURLOPT_SSLCERT, v);
   if ((v = opt_field(L, t, "key")) != NULL)
-    curl_easy_setopt(h->easy, CURLOPT_SSLKEY, v);
+    lcurl.easy_setopt(h->easy, CURLOPT_SSLKEY, v);
   if ((v = opt_field(L, t, "cert_data")) != NULL)
     set_blob(h->easy, CURLOPT_SSLCERT_BLOB, v);
   if ((v = opt_field(L, t, "key_data")) != NULL)
     set_blob(h->easy, CURLOPT_SSLKEY_BLOB, v);
   lua_getfield(L, t, "insecure");
   if (lua_toboolean(L, -1)) {
-    curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    lcurl.easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    lcurl.easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   lua_pop(L, 2);
 }
@@ -236,7 +237,7 @@ static int set_headers (lua_State *L, http_op *h) {
     while (lua_next(L, -2)) {
       const char *line = lua_pushfstring(L, "%s: %s", luaL_checkstring(L, -2),
                                          luaL_checkstring(L, -1));
-      struct curl_slist *next = curl_slist_append(h->headers, line);
+      struct curl_slist *next = lcurl.slist_append(h->headers, line);
       if (next == NULL)
         return 0;
       h->headers = next;
@@ -244,7 +245,7 @@ static int set_headers (lua_State *L, http_op *h) {
     }
   }
   lua_pop(L, 1);
-  curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
+  lcurl.easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
   return 1;
 }
 
@@ -257,49 +258,49 @@ static int set_body (lua_State *L, http_op *h, const char *method) {
   lua_pop(L, 1);
   const char *file = opt_field(L, 1, "body_file");
   if (body != NULL) {
-    curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(h->easy, CURLOPT_COPYPOSTFIELDS, body);
+    lcurl.easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    lcurl.easy_setopt(h->easy, CURLOPT_COPYPOSTFIELDS, body);
   } else if (file != NULL) {
     h->upload = fopen(file, "rb");
     struct stat st;
     if (h->upload == NULL || fstat(fileno(h->upload), &st) != 0)
       return errno;
-    curl_easy_setopt(h->easy, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, on_upload);
-    curl_easy_setopt(h->easy, CURLOPT_READDATA, h);
-    curl_easy_setopt(h->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+    lcurl.easy_setopt(h->easy, CURLOPT_UPLOAD, 1L);
+    lcurl.easy_setopt(h->easy, CURLOPT_READFUNCTION, on_upload);
+    lcurl.easy_setopt(h->easy, CURLOPT_READDATA, h);
+    lcurl.easy_setopt(h->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
   }
   if (strcmp(method, "HEAD") == 0)
-    curl_easy_setopt(h->easy, CURLOPT_NOBODY, 1L);
+    lcurl.easy_setopt(h->easy, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0 || body != NULL || file != NULL)
-    curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, method);
+    lcurl.easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, method);
   return 0;
 }
 
 
 static void set_basics (lua_State *L, http_op *h, const char *url) {
   CURL *e = h->easy;
-  curl_easy_setopt(e, CURLOPT_URL, url);
-  curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)h);
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
-  curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "ckfb/" CKFB_VERSION);
-  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  lcurl.easy_setopt(e, CURLOPT_URL, url);
+  lcurl.easy_setopt(e, CURLOPT_PRIVATE, (char *)h);
+  lcurl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  lcurl.easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+  lcurl.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  lcurl.easy_setopt(e, CURLOPT_WRITEDATA, h);
+  lcurl.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  lcurl.easy_setopt(e, CURLOPT_HEADERDATA, h);
+  lcurl.easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
+  lcurl.easy_setopt(e, CURLOPT_USERAGENT, "ckfb/" CKFB_VERSION);
+  lcurl.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   lua_getfield(L, 1, "timeout");
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(luaL_optnumber(L, -1, 0) * 1000));
+  lcurl.easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(luaL_optnumber(L, -1, 0) * 1000));
   lua_getfield(L, 1, "connect_timeout");
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(luaL_optnumber(L, -1, 30) * 1000));
+  lcurl.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(luaL_optnumber(L, -1, 30) * 1000));
   lua_getfield(L, 1, "follow");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, (long)lua_toboolean(L, -1));
+  lcurl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, (long)lua_toboolean(L, -1));
   lua_pop(L, 3);
   const char *proxy = opt_field(L, 1, "proxy");
   if (proxy != NULL)
-    curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+    lcurl.easy_setopt(e, CURLOPT_PROXY, proxy);
 }
 
 
@@ -322,7 +323,7 @@ static int l_request (lua_State *L) {
   free(h->where);
   h->where = strdup(lua_tostring(L, -1));
   lua_pop(L, 1);
-  h->easy = curl_easy_init();
+  h->easy = lcurl.easy_init();
   if (h->easy == NULL || h->where == NULL)
     return luaL_error(L, "not enough memory");  /* the op's __gc frees the rest */
   set_basics(L, h, url);
@@ -334,7 +335,7 @@ static int l_request (lua_State *L) {
     return ckfb_push_error(L, "http.io", "%s: cannot read the body file: %s", h->where, strerror(e));
   if (sink != NULL && (h->sink = fopen(sink, "wb")) == NULL)
     return ckfb_push_error(L, "http.io", "%s: cannot open '%s': %s", h->where, sink, strerror(errno));
-  if (curl_multi_add_handle(loop_multi(L), h->easy) != CURLM_OK)
+  if (lcurl.multi_add_handle(loop_multi(L), h->easy) != CURLM_OK)
     return luaL_error(L, "cannot add the request to the loop");
   lua_pushvalue(L, op_idx);
   loop_op_start(L, -1);

@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 
 #include "ckfb.h"
+#include "lcurl.h"
 #include "loop.h"
 
 #define OP_META "ckfb.op"
@@ -89,7 +90,7 @@ void loop_op_finish (loop_op *op) {
 static int multi_gc (lua_State *L) {
   (void)L;
   if (loop.multi != NULL) {
-    curl_multi_cleanup(loop.multi);
+    lcurl.multi_cleanup(loop.multi);
     loop.multi = NULL;
   }
   return 0;
@@ -98,15 +99,18 @@ static int multi_gc (lua_State *L) {
 
 /*
 ** The multi handle is made on first use so that scripts which never speak
-** HTTP do not pay for curl_global_init. A userdata owns it: state close
+** HTTP do not pay for loading libcurl (lcurl.h). A userdata owns it: state close
 ** frees it after every op made later (finalizers run in reverse order).
 */
 CURLM *loop_multi (lua_State *L) {
   if (loop.multi != NULL)
     return loop.multi;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+  const char *why = lcurl_load();
+  if (why != NULL)
+    luaL_error(L, "cannot load libcurl: %s", why);
+  if (lcurl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     luaL_error(L, "cannot initialise libcurl");
-  loop.multi = curl_multi_init();
+  loop.multi = lcurl.multi_init();
   if (loop.multi == NULL)
     luaL_error(L, "cannot create a curl multi handle");
   lua_newuserdatauv(L, 1, 0);
@@ -127,13 +131,13 @@ CURLM *loop_multi_if_any (void) {
 
 static void drain_curl (void) {
   int running, left;
-  curl_multi_perform(loop.multi, &running);
+  lcurl.multi_perform(loop.multi, &running);
   CURLMsg *msg;
-  while ((msg = curl_multi_info_read(loop.multi, &left)) != NULL) {
+  while ((msg = lcurl.multi_info_read(loop.multi, &left)) != NULL) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     loop_op *op = NULL;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&op);
+    lcurl.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&op);
     CURLcode rc = msg->data.result;
     if (op != NULL && op->cls->on_curl_done != NULL)
       op->cls->on_curl_done(op, rc);
@@ -193,7 +197,7 @@ static void free_fds (fdset *set) {
 
 static void poll_fds (fdset *set, int timeout) {
   if (loop.multi != NULL) {
-    curl_multi_poll(loop.multi, set->fds, (unsigned)set->n, timeout, NULL);
+    lcurl.multi_poll(loop.multi, set->fds, (unsigned)set->n, timeout, NULL);
     return;
   }
   struct pollfd *p = calloc((size_t)set->n + 1, sizeof *p);

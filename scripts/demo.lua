@@ -19,7 +19,9 @@ local function parse_args(args)
     local a = args[i]
     if a == "--json" then o.json = true
     elseif a == "--url" and args[i + 1] then o.url = args[i + 1]; i = i + 1
-    elseif a == "--children" and tonumber(args[i + 1]) then o.children = math.tointeger(tonumber(args[i + 1])); i = i + 1
+    elseif a == "--children" and math.tointeger(tonumber(args[i + 1])) then
+      o.children = math.tointeger(tonumber(args[i + 1]))
+      i = i + 1
     elseif a == "--help" then
       print("usage: ckfb demo [--json] [--url URL] [--children N]")
       os.exit(0)

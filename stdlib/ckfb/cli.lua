@@ -3,8 +3,12 @@
 -- for stdin, or the name of a shipped script), runs it, and turns the
 -- outcome into an exit code: 0 ok, 1 failed, 2 usage, 130 interrupted.
 local sys = require "ckfb.core.sys"
-local log = require "ckfb.log"
 local stdlib = require "ckfb.stdlib"
+
+-- Loaded only when used: `ckfb -e` must start about as fast as lua5.4.
+local function log()
+  return require "ckfb.log"
+end
 
 local M = {}
 
@@ -105,29 +109,6 @@ local function load_script(name)
   usage_error("'%s' is neither a file nor a shipped script (shipped: %s)", name, shipped_names())
 end
 
-local function stdlib_command(args)
-  local verb, name = args[1], args[2]
-  if verb == "list" then
-    for _, mod in ipairs(stdlib.modules()) do
-      local kind, where = stdlib.resolve(mod)
-      print(string.format("%-24s %s", mod, kind == "preload" and "built-in C module" or (kind .. " " .. where)))
-    end
-  elseif verb == "cat" and name then
-    local kind, where = stdlib.resolve(name)
-    if kind == "file" then
-      local f = assert(io.open(where, "rb"))
-      io.write(f:read("a"))
-      f:close()
-    elseif kind == "embedded" then io.write(stdlib.source(where))
-    elseif kind == "preload" then usage_error("'%s' is a C module: it has no Lua source", name)
-    else usage_error("no module named '%s' (see 'ckfb stdlib list')", name) end
-  else
-    usage_error("usage: ckfb stdlib list | stdlib cat MODULE")
-  end
-  return EXIT.ok
-end
-
---- The single line an escaped error prints, redacted; more with -v.
 local function describe(err)
   local mt = getmetatable(err)
   if type(err) == "table" and not (mt and mt.__tostring) then
@@ -138,12 +119,13 @@ local function describe(err)
 end
 
 local function report(err, verbose)
-  local text = log.redact(describe(err))
+  local redact = log().redact
+  local text = redact(describe(err))
   local first = text:match("^[^\n]*")
   io.stdout:flush()
   io.stderr:write("ckfb: ", first, "\n")
   if verbose then
-    io.stderr:write(log.redact(text:sub(#first + 2)), log.redact(sys.traceback()), "\n")
+    io.stderr:write(redact(text:sub(#first + 2)), redact(sys.traceback()), "\n")
   end
 end
 
@@ -175,7 +157,13 @@ local function run(o, argv)
     if not chunk then error(err, 0) end
   end
   _G.arg = make_arg(argv, o.script_index or #argv + 1)
-  _G.print = log.print
+  -- Secrets can only be registered through ckfb.log: until it is loaded, print needs no redaction.
+  local plain_print = print
+  _G.print = function(...)
+    local loaded = package.loaded["ckfb.log"]
+    if loaded then return loaded.print(...) end
+    return plain_print(...)
+  end
   install_exit()
   require("ckfb.strict").enable(_G)
   run_actions(o.actions)
@@ -184,7 +172,7 @@ local function run(o, argv)
     local results = table.pack(chunk(table.unpack(_G.arg, 1, #_G.arg)))
     if math.type(results[1]) == "integer" then code = results[1] end
   end
-  require("ckfb.task").finish()
+  if package.loaded["ckfb.task"] then package.loaded["ckfb.task"].finish() end
   return code
 end
 
@@ -192,15 +180,12 @@ function M.main(argv)
   local ok, result = xpcall(function()
     check_utf8(argv)
     local o = parse(argv)
-    if o.quiet then log.set_level("warn") end
-    if o.verbose > 0 then log.set_level(3 + o.verbose) end
+    if o.quiet then log().set_level("warn") end
+    if o.verbose > 0 then log().set_level(3 + o.verbose) end
     sys.set_verbose(o.verbose > 0)
     M.verbose = o.verbose > 0
     if o.help then print(usage()); return EXIT.ok end
     if o.version then print("ckfb " .. sys.version .. " (" .. _VERSION .. ")"); return EXIT.ok end
-    if o.script == "stdlib" and sys.filetype("stdlib") ~= "file" then
-      return stdlib_command({ table.unpack(argv, o.script_index + 1) })
-    end
     if not o.script and #o.actions == 0 then print(usage()); return EXIT.ok end
     return run(o, argv)
   end, function(e)

@@ -42,7 +42,7 @@ ckfb: option '-e' needs an argument (try 'ckfb --help')
 [2]
 
 $ ckfb no-such-thing
-ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: demo) (try 'ckfb --help')
+ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: demo, stdlib) (try 'ckfb --help')
 [2]
 
 $ ckfb missing.lua
@@ -108,9 +108,9 @@ $ ckfb stdlib cat ckfb.error | head -1
 --- ckfb.error: the structured errors every binding returns.
 
 $ ckfb stdlib cat ckfb.nope
-ckfb: no module named 'ckfb.nope' (see 'ckfb stdlib list') (try 'ckfb --help')
+ckfb stdlib: no module named 'ckfb.nope' (see 'ckfb stdlib list')
 [2]
 
 $ ckfb stdlib frobnicate
-ckfb: usage: ckfb stdlib list | stdlib cat MODULE (try 'ckfb --help')
+ckfb stdlib: usage: ckfb stdlib list | stdlib cat MODULE
 [2]

@@ -16,7 +16,8 @@ describe("ckfb.json", function()
   end)
 
   it("indents for people with pretty", function()
-    assert.equal('{\n  "a": [\n    1,\n    2\n  ],\n  "b": {}\n}', json.encode({ a = { 1, 2 }, b = {} }, { pretty = true }))
+    assert.equal('{\n  "a": [\n    1,\n    2\n  ],\n  "b": {}\n}',
+      json.encode({ a = { 1, 2 }, b = {} }, { pretty = true }))
   end)
 
   it("encodes marked empty arrays as []", function()
