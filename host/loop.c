@@ -197,8 +197,10 @@ static void free_fds (fdset *set) {
 
 static void poll_fds (fdset *set, int timeout) {
   if (loop.multi != NULL) {
-    lcurl.multi_poll(loop.multi, set->fds, (unsigned)set->n, timeout, NULL);
-    return;
+    /* curl_multi_poll rejects a negative timeout: wait a minute, then loop */
+    int ms = timeout < 0 || timeout > 60000 ? 60000 : timeout;
+    if (lcurl.multi_poll(loop.multi, set->fds, (unsigned)set->n, ms, NULL) == CURLM_OK)
+      return;
   }
   struct pollfd *p = calloc((size_t)set->n + 1, sizeof *p);
   if (p == NULL)
@@ -214,11 +216,15 @@ static void poll_fds (fdset *set, int timeout) {
 }
 
 
+/* Calls on_fds only for ops that have an event: with many children
+** waiting, one exit must not cost a read on every pipe. */
 static void dispatch_fds (fdset *set) {
   for (int i = 0; i < set->n; i++) {
     loop_op *op = set->owner[i];
-    int k = set->count[i];
-    if (op != NULL && k > 0 && op->pending)
+    int k = set->count[i], events = 0;
+    for (int j = 0; j < k; j++)
+      events |= set->fds[i + j].revents;
+    if (op != NULL && k > 0 && events && op->pending)
       op->cls->on_fds(op, set->fds + i, k);
     if (k > 0)
       i += k - 1;

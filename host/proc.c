@@ -131,8 +131,10 @@ static int proc_add_fds (loop_op *op, struct curl_waitfd *fds) {
 
 
 /*
-** Reads whatever is there whatever revents says: curl_multi_poll does not
-** report POLLHUP for extra descriptors, and a pipe at EOF sets only that.
+** Called when any of the op's descriptors has an event. Reads every stream
+** whatever its own revents says: curl_multi_poll does not report POLLHUP
+** for extra descriptors, and a pipe at EOF sets only that; the pidfd's
+** POLLIN at exit then brings us here to see the EOFs.
 */
 static void proc_on_fds (loop_op *op, const struct curl_waitfd *fds, int n) {
   (void)fds;

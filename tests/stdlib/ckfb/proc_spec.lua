@@ -87,6 +87,14 @@ describe("ckfb.proc", function()
     assert.same({ 0, 1, 2 }, fds)
   end)
 
+  it("waits in poll, not in a busy loop, once curl is in use", function()
+    require("ckfb.http").get(assert(os.getenv("CKFB_TEST_HTTP")) .. "/echo")
+    local cpu, wall = os.clock(), loop.now()
+    assert(proc.run({ "sleep", "0.5" }))
+    local share = (os.clock() - cpu) / (loop.now() - wall)
+    assert.is_true(share < 0.5, string.format("ckfb used %.0f%% of a core while waiting", share * 100))
+  end)
+
   it("runs 50 children at once and leaves no zombie", function()
     local jobs = {}
     for i = 1, 50 do jobs[i] = function() return proc.run({ "sh", "-c", "sleep 0.2; echo " .. i }).stdout end end
