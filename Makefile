@@ -23,7 +23,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) \
-           $(shell pkg-config --cflags $(PKGS) libcurl) -DCKFB_VERSION='"$(VERSION)"'
+           $(shell pkg-config --cflags $(PKGS) libcurl) -I$(BUILD)/gen
 LDFLAGS += $(SANFLAGS) -Wl,-E
 # Lua and cjson link statically, as Debian's own lua5.4 does: no PLT and no
 # start-up relocations for the interpreter. -Wl,-E (above) exports the Lua
@@ -44,9 +44,16 @@ $(BUILD)/ckfb: $(HOST_OBJ) $(BUILD)/obj/embedded.o
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: host/%.c host/*.h | $(BUILD)/obj
+$(BUILD)/obj/%.o: host/%.c host/*.h $(BUILD)/gen/version.h | $(BUILD)/obj
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -Ihost -c -o $@ $<
+
+# Rewritten only when `git describe` changes, so a commit rebuilds what shows it.
+$(BUILD)/gen/version.h: FORCE | $(BUILD)/gen
+	$(Q)echo '#define CKFB_VERSION "$(VERSION)"' > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+FORCE:
 
 # The stdlib and shipped scripts are embedded as Lua source (not bytecode).
 $(BUILD)/gen/embedded.c: $(BUILD)/embed $(LUA_SRC) | $(BUILD)/gen

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "ckfb.h"
+#include "version.h"
 #include "lcurl.h"
 #include "loop.h"
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ckfb.h"
+#include "version.h"
 #include "embedded.h"
 
 extern char **environ;
