@@ -8,8 +8,7 @@
 enum {
   CKFB_EXIT_OK = 0,
   CKFB_EXIT_ERROR = 1,        /* a run failed: uncaught error, failed step */
-  CKFB_EXIT_USAGE = 2,        /* bad command line */
-  CKFB_EXIT_INTERRUPTED = 130 /* SIGINT, as shells report it */
+  CKFB_EXIT_USAGE = 2         /* bad command line; a signal gives 128 + its number */
 };
 
 /* runtime.c: the state, protected calls and the C modules' preload table. */

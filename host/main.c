@@ -56,7 +56,7 @@ int main (int argc, char **argv) {
     verbose = verbose || lua_toboolean(L, -1);
     lua_pop(L, 1);
     report(L, lua_tostring(L, -1), verbose);
-    code = ckfb_interrupted() ? CKFB_EXIT_INTERRUPTED : CKFB_EXIT_ERROR;
+    code = ckfb_interrupted() ? 128 + ckfb_interrupted() : CKFB_EXIT_ERROR;
   }
   lua_close(L);  /* runs __gc: children are killed and reaped, handles freed */
   return code;

@@ -13,7 +13,7 @@
 
 #define TRACEBACK_KEY "ckfb.traceback"
 
-static volatile sig_atomic_t interrupted = 0;
+static volatile sig_atomic_t interrupted = 0;  /* the signal that stopped the run */
 static lua_State *interruptible = NULL;
 
 
@@ -69,18 +69,26 @@ const char *ckfb_last_traceback (lua_State *L) {
 }
 
 
+static const char *stop_message (void) {
+  return interrupted == SIGTERM ? "terminated" : "interrupted!";
+}
+
+
 /* Raises inside the VM at the next instruction, as lua.c's lstop does. */
 static void stop_hook (lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  luaL_error(L, "%s", stop_message());
 }
 
 
-/* Async-signal-safe: only a flag and a hook, never a longjmp from here. */
-static void on_sigint (int sig) {
-  (void)sig;
-  interrupted = 1;
+/*
+** SIGINT and SIGTERM stop the run the same way: the error unwinds, the
+** state closes, children are killed and reaped, and ckfb exits 128 + signal.
+** Async-signal-safe: only a flag and a hook, never a longjmp from here.
+*/
+static void on_stop_signal (int sig) {
+  interrupted = sig;
   if (interruptible != NULL)
     lua_sethook(interruptible, stop_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -91,12 +99,14 @@ void ckfb_watch_interrupts (lua_State *L) {
   interruptible = L;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
 }
 
 
+/* The signal that stopped the run (SIGINT, SIGTERM), or 0. */
 int ckfb_interrupted (void) {
   return interrupted;
 }
@@ -105,7 +115,7 @@ int ckfb_interrupted (void) {
 /* Called by code that waits (the loop), which the count hook cannot reach. */
 void ckfb_check_interrupt (lua_State *L) {
   if (interrupted)
-    luaL_error(L, "interrupted!");
+    luaL_error(L, "%s", stop_message());
 }
 
 

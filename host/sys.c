@@ -91,9 +91,12 @@ static int sys_traceback (lua_State *L) {
 }
 
 
-/* sys.interrupted() -> true once SIGINT arrived */
+/* sys.interrupted() -> the number of the signal that stopped the run, or nil */
 static int sys_interrupted (lua_State *L) {
-  lua_pushboolean(L, ckfb_interrupted());
+  if (ckfb_interrupted())
+    lua_pushinteger(L, ckfb_interrupted());
+  else
+    lua_pushnil(L);
   return 1;
 }
 

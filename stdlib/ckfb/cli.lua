@@ -12,7 +12,7 @@ end
 
 local M = {}
 
-local EXIT = { ok = 0, error = 1, usage = 2, interrupted = 130 }
+local EXIT = { ok = 0, error = 1, usage = 2 }  -- and 128 + signal: 130 (SIGINT), 143 (SIGTERM)
 
 local function shipped_names()
   local names = {}
@@ -40,7 +40,7 @@ local function usage()
     "",
     "Modules resolve from --lib-dir, $CKFB_PATH, ~/.config/ckfb/lib, /etc/ckfb/lib,",
     "then the copy built into ckfb ('ckfb stdlib list' shows which).",
-    "Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted.",
+    "Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).",
   }, "\n")
 end
 
@@ -199,7 +199,8 @@ function M.main(argv)
   end
   if package.loaded["ckfb.task"] then pcall(package.loaded["ckfb.task"].cancel_all) end
   report(result, M.verbose)
-  return sys.interrupted() and EXIT.interrupted or EXIT.error
+  local signal = sys.interrupted()
+  return signal and 128 + signal or EXIT.error
 end
 
 return M

@@ -114,3 +114,31 @@ ckfb stdlib: no module named 'ckfb.nope' (see 'ckfb stdlib list')
 $ ckfb stdlib frobnicate
 ckfb stdlib: usage: ckfb stdlib list | stdlib cat MODULE
 [2]
+
+# Ctrl-C (SIGINT) and SIGTERM: exit 128 + signal, one line, and no child left behind.
+$ pidfile=$(mktemp)
+> ckfb -e "require('ckfb.proc').run({'sh', '-c', 'echo \$\$ > $pidfile; exec sleep 30'})" &
+> sleep 0.5; kill -INT $!; wait $!; echo "ckfb exited $?"
+> sleep 0.1; kill -0 "$(cat "$pidfile")" 2>/dev/null && echo "child alive" || echo "child gone"
+> rm -f "$pidfile"
+ckfb: interrupted!
+ckfb exited 130
+child gone
+
+$ pidfile=$(mktemp)
+> ckfb -e "require('ckfb.proc').run({'sh', '-c', 'echo \$\$ > $pidfile; exec sleep 30'})" &
+> sleep 0.5; kill -TERM $!; wait $!; echo "ckfb exited $?"
+> sleep 0.1; kill -0 "$(cat "$pidfile")" 2>/dev/null && echo "child alive" || echo "child gone"
+> rm -f "$pidfile"
+ckfb: terminated
+ckfb exited 143
+child gone
+
+# Even SIGKILL, which ckfb cannot catch, takes its children with it (PR_SET_PDEATHSIG).
+$ pidfile=$(mktemp)
+> ckfb -e "require('ckfb.proc').run({'sh', '-c', 'echo \$\$ > $pidfile; exec sleep 30'})" &
+> sleep 0.5; kill -KILL $!; wait $! 2>/dev/null; echo "ckfb exited $?"
+> sleep 0.1; kill -0 "$(cat "$pidfile")" 2>/dev/null && echo "child alive" || echo "child gone"
+> rm -f "$pidfile"
+ckfb exited 137
+child gone
