@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Loopback HTTP(S) server for the ckfb.http specs (Python stdlib only).
 
 Usage: http_server.py PORTFILE [CERT KEY [CLIENT_CA]]

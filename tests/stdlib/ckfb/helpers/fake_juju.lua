@@ -1,0 +1,60 @@
+-- Drives the juju emulator (tests/emulators/juju) from specs: resets its
+-- state, sets per-action behaviour, and reads back the calls ckfb made.
+local json = require "ckfb.json"
+
+local M = {}
+
+M.state_path = assert(os.getenv("FAKE_JUJU_STATE"), "tests/run sets FAKE_JUJU_STATE")
+M.log_path = assert(os.getenv("FAKE_JUJU_LOG"), "tests/run sets FAKE_JUJU_LOG")
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- Restores the standard CKF world (tests/emulators/ckf-state.json) and empties the call log.
+function M.reset(change)
+  local state = json.decode(assert(read("tests/emulators/ckf-state.json")))
+  if change then change(state) end
+  write(M.state_path, json.encode(state))
+  write(M.log_path, "")
+end
+
+--- Edits the live state.
+function M.edit(change)
+  local state = json.decode(assert(read(M.state_path)))
+  change(state)
+  write(M.state_path, json.encode(state))
+end
+
+--- Sets how "app/action" behaves: {latency =, fail =, exception =, unschedulable =}.
+function M.behave(key, behaviour)
+  M.edit(function(state) state.behaviour[key] = behaviour end)
+end
+
+--- Every recorded invocation: {argv = {...}, params = {...} | json.null, params_mode = "0o600"}.
+function M.calls()
+  local calls = {}
+  for line in (read(M.log_path) or ""):gmatch("[^\n]+") do calls[#calls + 1] = json.decode(line) end
+  return calls
+end
+
+--- The recorded argv lists whose first word is `command`.
+function M.argvs(command)
+  local out = {}
+  for _, c in ipairs(M.calls()) do
+    if c.argv[1] == command then out[#out + 1] = c.argv end
+  end
+  return out
+end
+
+return M
