@@ -23,14 +23,28 @@ typedef struct {
   FILE *upload, *sink;
   CURLcode rc;
   int write_failed;
+  int stream;     /* body handed to Lua as it arrives (op:take) */
+  int paused;     /* the taker is behind: curl waits */
   char errbuf[CURL_ERROR_SIZE];
   char *where;    /* "METHOD url-without-query", for messages */
 } http_op;
 
 
+#define STREAM_BACKLOG (8 * 1024 * 1024)  /* untaken bytes before the transfer pauses */
+
 static size_t on_body (char *data, size_t size, size_t n, void *ud) {
   http_op *h = ud;
   size_t len = size * n;
+  if (h->stream) {
+    if (h->body.len + len > STREAM_BACKLOG && h->body.len > 0) {
+      h->paused = 1;
+      return CURL_WRITEFUNC_PAUSE;  /* curl hands the same data again after unpausing */
+    }
+    if (!buf_append(&h->body, data, len))
+      return 0;
+    loop_op_progress(&h->base);
+    return len;
+  }
   if (h->sink != NULL) {
     if (fwrite(data, 1, len, h->sink) != len) {
       h->write_failed = errno ? errno : EIO;
@@ -179,11 +193,29 @@ static void http_release (loop_op *op) {
 }
 
 
+/* op:take() -> the body received since the last take, the status so far */
+static int http_take (loop_op *op, lua_State *L) {
+  http_op *h = (http_op *)op;
+  lua_pushlstring(L, h->body.data ? h->body.data : "", h->body.len);
+  h->body.len = 0;
+  long status = 0;
+  if (h->easy != NULL)
+    lcurl.easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+  lua_pushinteger(L, status);
+  if (h->paused && h->easy != NULL) {
+    h->paused = 0;
+    lcurl.easy_pause(h->easy, CURLPAUSE_CONT);
+  }
+  return 2;
+}
+
+
 static const op_class http_class = {
   .kind = "http",
   .on_curl_done = http_on_done,
   .push_result = http_result,
   .release = http_release,
+  .take = http_take,
 };
 
 
@@ -316,6 +348,9 @@ static int l_request (lua_State *L) {
   const char *method = opt_field(L, 1, "method");
   method = method ? method : (opt_field(L, 1, "body_file") ? "PUT" : "GET");
   const char *sink = opt_field(L, 1, "sink");
+  lua_getfield(L, 1, "stream");
+  int stream = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   loop_multi(L);  /* before the op: state close frees the multi handle last */
   http_op *h = (http_op *)loop_op_new(L, sizeof(http_op), &http_class);
   int op_idx = lua_gettop(L);
@@ -324,6 +359,7 @@ static int l_request (lua_State *L) {
   free(h->where);
   h->where = strdup(lua_tostring(L, -1));
   lua_pop(L, 1);
+  h->stream = stream && sink == NULL;
   h->easy = lcurl.easy_init();
   if (h->easy == NULL || h->where == NULL)
     return luaL_error(L, "not enough memory");  /* the op's __gc frees the rest */

@@ -17,7 +17,7 @@ static const struct {
 #define SYM(name) {"curl_" #name, offsetof(struct lcurl_api, name)}
   SYM(global_init), SYM(multi_init), SYM(multi_cleanup), SYM(multi_perform),
   SYM(multi_info_read), SYM(multi_poll), SYM(multi_add_handle), SYM(multi_remove_handle),
-  SYM(easy_init), SYM(easy_setopt), SYM(easy_getinfo), SYM(easy_cleanup),
+  SYM(easy_init), SYM(easy_setopt), SYM(easy_getinfo), SYM(easy_cleanup), SYM(easy_pause),
   SYM(easy_strerror), SYM(slist_append), SYM(slist_free_all),
 #undef SYM
 };

@@ -23,6 +23,7 @@ struct lcurl_api {
   CURLcode (*easy_setopt) (CURL *easy, CURLoption option, ...);
   CURLcode (*easy_getinfo) (CURL *easy, CURLINFO info, ...);
   void (*easy_cleanup) (CURL *easy);
+  CURLcode (*easy_pause) (CURL *easy, int bitmask);
   const char *(*easy_strerror) (CURLcode rc);
   struct curl_slist *(*slist_append) (struct curl_slist *list, const char *s);
   void (*slist_free_all) (struct curl_slist *list);

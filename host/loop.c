@@ -22,6 +22,7 @@
 static struct {
   loop_op pending;        /* sentinel of the circular list of pending ops */
   loop_op *finished;      /* finished since the last step, linked by next */
+  loop_op *progressed;    /* streaming ops with new data, linked by next_progressed */
   CURLM *multi;           /* created with the first HTTP request */
   int npending;
 } loop = {
@@ -73,6 +74,27 @@ void loop_op_start (lua_State *L, int idx) {
   loop.pending.prev->next = op;
   loop.pending.prev = op;
   loop.npending++;
+}
+
+
+/* Called by a streaming binding when data arrived; step() reports the op. */
+void loop_op_progress (loop_op *op) {
+  op->progressed = 1;
+  if (op->listed || !op->pending)
+    return;
+  op->listed = 1;
+  op->next_progressed = loop.progressed;
+  loop.progressed = op;
+}
+
+
+static void unlist_progressed (loop_op *op) {
+  for (loop_op **p = &loop.progressed; *p != NULL; p = &(*p)->next_progressed)
+    if (*p == op) {
+      *p = op->next_progressed;
+      break;
+    }
+  op->listed = 0;
 }
 
 
@@ -147,7 +169,7 @@ static void drain_curl (void) {
 
 /* Milliseconds until the nearest deadline, capped by max_wait (< 0: none). */
 static int wait_ms (double max_wait) {
-  if (loop.finished != NULL)
+  if (loop.finished != NULL || loop.progressed != NULL)
     return 0;
   double now = loop_now(), wait = max_wait;
   for (loop_op *op = loop.pending.next; op != &loop.pending; op = op->next)
@@ -244,10 +266,22 @@ static void expire_deadlines (void) {
 }
 
 
-/* Moves finished ops into a new table and drops their registry references. */
+/*
+** Pushes a table of the ops that finished or streamed data since the last
+** step; finished ones lose their registry reference (the table holds them).
+*/
 static void push_finished (lua_State *L) {
   lua_newtable(L);
   int i = 0;
+  while (loop.progressed != NULL) {
+    loop_op *op = loop.progressed;
+    loop.progressed = op->next_progressed;
+    op->listed = 0;
+    if (op->pending) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, op->ref);
+      lua_rawseti(L, -2, ++i);
+    }
+  }
   while (loop.finished != NULL) {
     loop_op *op = loop.finished;
     loop.finished = op->next;
@@ -361,6 +395,7 @@ static int op_cancel (lua_State *L) {
   op->cancelled = 1;
   op->cls->release(op);
   unlink_pending(op);
+  unlist_progressed(op);
   op->finished = 1;
   luaL_unref(L, LUA_REGISTRYINDEX, op->ref);
   op->ref = LUA_NOREF;
@@ -372,7 +407,26 @@ static int op_gc (lua_State *L) {
   loop_op *op = check_op(L);
   op->cls->release(op);
   unlink_pending(op);
+  unlist_progressed(op);
   return 0;
+}
+
+
+/* op:ready() -> true when the op finished or has streamed data to take */
+static int op_ready (lua_State *L) {
+  loop_op *op = check_op(L);
+  lua_pushboolean(L, op->finished || op->progressed);
+  return 1;
+}
+
+
+/* op:take() -> what a streaming op received since the last take */
+static int op_take (lua_State *L) {
+  loop_op *op = check_op(L);
+  if (op->cls->take == NULL)
+    return luaL_error(L, "a %s operation does not stream", op->cls->kind);
+  op->progressed = 0;
+  return op->cls->take(op, L);
 }
 
 
@@ -395,6 +449,8 @@ static const luaL_Reg op_methods[] = {
   {"result", op_result},
   {"cancel", op_cancel},
   {"kind", op_kind},
+  {"ready", op_ready},
+  {"take", op_take},
   {NULL, NULL}
 };
 

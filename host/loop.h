@@ -32,6 +32,8 @@ typedef struct op_class {
   int (*push_result) (loop_op *op, lua_State *L);
   /* Cancels work still running and frees resources; must be idempotent. */
   void (*release) (loop_op *op);
+  /* Optional, for ops that stream: pushes what arrived so far; returns how many values. */
+  int (*take) (loop_op *op, lua_State *L);
 } op_class;
 
 struct loop_op {
@@ -41,13 +43,16 @@ struct loop_op {
   int cancelled;
   double deadline;    /* monotonic seconds; 0 = none */
   int ref;            /* registry reference while pending */
-  loop_op *prev, *next;
+  int progressed;     /* a streaming op has data its waiter has not taken */
+  int listed;         /* linked in the loop's list of progressed ops */
+  loop_op *prev, *next, *next_progressed;
 };
 
 double loop_now (void);
 loop_op *loop_op_new (lua_State *L, size_t size, const op_class *cls);
 void loop_op_start (lua_State *L, int idx);
 void loop_op_finish (loop_op *op);
+void loop_op_progress (loop_op *op);
 CURLM *loop_multi (lua_State *L);
 CURLM *loop_multi_if_any (void);
 

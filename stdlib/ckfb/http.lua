@@ -10,7 +10,7 @@ local M = {}
 local FIELDS = {
   method = "string", url = "string", headers = "table", body = "string", body_file = "string",
   sink = "string", timeout = "number", connect_timeout = "number", follow = "boolean",
-  proxy = "string", tls = "table",
+  proxy = "string", tls = "table", stream = "boolean",
 }
 
 local function check(req)
@@ -34,6 +34,46 @@ function M.request(req)
   if not op then return nil, err end
   return task.await(op)
 end
+
+local Stream = { __name = "ckfb.http.stream" }
+Stream.__index = Stream
+
+--- stream(req) -> a stream | nil, err: the body arrives piece by piece.
+-- stream:read() -> the next piece, or nil (then stream.response has status
+-- and headers) | nil, err. stream:close() stops the transfer; a to-be-closed
+-- variable does it too. For watches and followed logs.
+function M.stream(req)
+  check(req)
+  local r = {}
+  for k, v in pairs(req) do r[k] = v end
+  r.stream = true
+  local op, err = core.request(r)
+  if not op then return nil, err end
+  return setmetatable({ op = op, status = 0 }, Stream)
+end
+
+function Stream:read()
+  while true do
+    if self.op:ready() then
+      local data, status = self.op:take()
+      self.status = status
+      if data ~= "" then return data end
+      if self.op:done() then
+        if self.response or self.failure then return nil, self.failure end
+        local response, err = self.op:result()
+        self.response, self.failure = response, err
+        return nil, err
+      end
+    end
+    task.wait_ready(self.op)
+  end
+end
+
+function Stream:close()
+  self.op:cancel()
+end
+
+Stream.__close = Stream.close
 
 --- get(url [, req]) -> response | nil, err
 function M.get(url, req)

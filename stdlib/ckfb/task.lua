@@ -132,6 +132,18 @@ function M.await(op)
   return op:result()
 end
 
+--- Waits until a streaming operation has data to take, or has finished.
+function M.wait_ready(op)
+  local t = current()
+  if t then
+    if op:ready() then return end
+    op_waiters[op] = { t, t.ticket + 1 }
+    suspend(t)
+  else
+    while not op:ready() do M.step() end
+  end
+end
+
 local function spawn(fn, group, ...)
   if type(fn) ~= "function" then error("task: expected a function, got " .. type(fn), 3) end
   local args = table.pack(...)

@@ -1,0 +1,722 @@
+--- ckfb.k8s: the Kubernetes API over HTTPS (ckfb.http on the one loop),
+-- configured as kubectl is: KUBECONFIG (several files merged), a context,
+-- tokens, token files, client certificates, exec credential plugins, and the
+-- in-cluster service account.
+--
+-- Module-level calls use the default client (from the kubeconfig, or the
+-- service account inside a pod); k8s.client{kubeconfig =, context =} makes
+-- others. Failures are `nil, err`: err.code is k8s.<reason> (k8s.not_found,
+-- k8s.forbidden, k8s.conflict, k8s.already_exists, k8s.expired,
+-- k8s.invalid, k8s.unauthorized, k8s.too_many_requests, k8s.server_error,
+-- k8s.config) or an http.* transport code; err.detail is the API's Status.
+-- 429 and 5xx are retried with backoff, honouring Retry-After; a 409 is
+-- returned at once. Tokens and keys are registered as log secrets.
+local http = require "ckfb.http"
+local json = require "ckfb.json"
+local yaml = require "ckfb.yaml"
+local proc = require "ckfb.proc"
+local task = require "ckfb.task"
+local errors = require "ckfb.error"
+local log = require "ckfb.log"
+local loop = require "ckfb.core.loop"
+
+local M = {}
+
+local SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+local PAGE = 500          -- kubectl's chunk size
+local RETRIES = 5
+local TOKEN_FILE_TTL = 60  -- seconds before a token file is read again
+
+-------------------------------------------------------------------- helpers
+
+local B64 = {}
+for i, c in ipairs { string.byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 1, -1) } do
+  B64[c] = i - 1
+end
+
+--- Decodes standard base64 (padding and whitespace allowed); nil if malformed.
+local function base64_decode(text)
+  text = text:gsub("%s", ""):gsub("=+$", "")
+  local out, bits, nbits = {}, 0, 0
+  for i = 1, #text do
+    local v = B64[text:byte(i)]
+    if not v then return nil end
+    bits, nbits = (bits << 6) | v, nbits + 6
+    if nbits >= 8 then
+      nbits = nbits - 8
+      out[#out + 1] = string.char((bits >> nbits) & 0xFF)
+    end
+  end
+  return table.concat(out)
+end
+M._base64_decode = base64_decode
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function config_error(fmt, ...)
+  return nil, errors.new("k8s.config", string.format(fmt, ...))
+end
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function query_string(q)
+  local keys = {}
+  for k in pairs(q) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = urlencode(k) .. "=" .. urlencode(q[k]) end
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+end
+
+--- "2026-11-25T18:00:00Z" -> seconds since the epoch (UTC), or nil.
+local function parse_rfc3339(s)
+  local y, mo, d, h, mi, sec = tostring(s):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return nil end
+  local t = os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = sec, isdst = false }
+  local utc_offset = os.time(os.date("!*t", t)) - t   -- os.time read the fields as local time
+  return t - utc_offset
+end
+
+-------------------------------------------------------------------- kubeconfig
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function resolve_path(path, base)
+  if not path or path:sub(1, 1) == "/" then return path end
+  return base .. "/" .. path
+end
+
+local function by_name(list, what, file, into)
+  for _, entry in ipairs(list or {}) do
+    if type(entry) == "table" and type(entry.name) == "string" and entry[what] ~= nil then
+      if not into[entry.name] then  -- the first file to define a name wins, as kubectl merges
+        into[entry.name] = { value = entry[what], dir = dirname(file) }
+      end
+    end
+  end
+end
+
+--- Reads and merges kubeconfig files as kubectl does.
+local function load_kubeconfig(files)
+  local merged = { clusters = {}, users = {}, contexts = {} }
+  local found = false
+  for _, file in ipairs(files) do
+    local text = read_file(file)
+    if text then
+      found = true
+      local doc, err = yaml.decode(text)
+      if doc == nil and err then return config_error("kubeconfig %s: %s", file, err.message) end
+      if type(doc) ~= "table" then return config_error("kubeconfig %s: not a kubeconfig (expected a mapping)", file) end
+      by_name(doc.clusters, "cluster", file, merged.clusters)
+      by_name(doc.users, "user", file, merged.users)
+      by_name(doc.contexts, "context", file, merged.contexts)
+      if not merged.current and type(doc["current-context"]) == "string" and doc["current-context"] ~= "" then
+        merged.current = doc["current-context"]
+      end
+    end
+  end
+  if not found then return nil end
+  return merged
+end
+
+local function kubeconfig_files(explicit)
+  if explicit then return { explicit } end
+  local env = os.getenv("KUBECONFIG")
+  if env and env ~= "" then
+    local files = {}
+    for f in env:gmatch("[^:]+") do files[#files + 1] = f end
+    return files
+  end
+  return { (os.getenv("HOME") or "") .. "/.kube/config" }
+end
+
+local function cluster_settings(cfg, cluster, dir)
+  if type(cluster.server) ~= "string" then return config_error("cluster has no server") end
+  cfg.server = cluster.server:gsub("/+$", "")
+  cfg.insecure = cluster["insecure-skip-tls-verify"] == true
+  if cluster["certificate-authority-data"] then
+    cfg.ca_data = base64_decode(cluster["certificate-authority-data"])
+    if not cfg.ca_data then return config_error("certificate-authority-data is not valid base64") end
+  elseif cluster["certificate-authority"] then
+    cfg.ca_file = resolve_path(cluster["certificate-authority"], dir)
+  end
+  if type(cluster["proxy-url"]) == "string" then cfg.proxy = cluster["proxy-url"] end
+  return cfg
+end
+
+local function user_settings(cfg, user, dir)
+  if type(user.token) == "string" and user.token ~= "" then
+    cfg.token = log.secret(user.token)
+  elseif user.tokenFile then
+    cfg.token_file = resolve_path(user.tokenFile, dir)
+  end
+  for _, kind in ipairs { "certificate", "key" } do
+    local data = user["client-" .. kind .. "-data"]
+    if data then
+      local pem = base64_decode(data)
+      if not pem then return config_error("client-%s-data is not valid base64", kind) end
+      cfg["client_" .. kind .. "_data"] = kind == "key" and log.secret(pem) or pem
+    elseif user["client-" .. kind] then
+      cfg["client_" .. kind] = resolve_path(user["client-" .. kind], dir)
+    end
+  end
+  if type(user.exec) == "table" then
+    if type(user.exec.command) ~= "string" then return config_error("user exec has no command") end
+    cfg.exec = user.exec
+    cfg.exec_dir = dir
+  end
+  return cfg
+end
+
+--- The settings of one context of a merged kubeconfig.
+local function from_kubeconfig(merged, context_name)
+  local name = context_name or merged.current
+  if not name then return config_error("the kubeconfig sets no current-context; name one with context =") end
+  local ctx = merged.contexts[name]
+  if not ctx then return config_error("context '%s' is not in the kubeconfig", name) end
+  local cluster = merged.clusters[ctx.value.cluster]
+  if not cluster then return config_error("context '%s' names cluster '%s', which is not defined", name,
+    tostring(ctx.value.cluster)) end
+  local user = ctx.value.user and merged.users[ctx.value.user]
+  if ctx.value.user and not user then return config_error("context '%s' names user '%s', which is not defined",
+    name, tostring(ctx.value.user)) end
+  local cfg = { context = name, namespace = ctx.value.namespace or "default" }
+  local ok, err = cluster_settings(cfg, cluster.value, cluster.dir)
+  if not ok then return nil, err end
+  if user then
+    ok, err = user_settings(cfg, user.value, user.dir)
+    if not ok then return nil, err end
+  end
+  return cfg
+end
+
+--- The service account of the pod ckfb runs in.
+local function in_cluster(opts)
+  local dir = opts.service_account_dir or SA_DIR
+  local host, port = os.getenv("KUBERNETES_SERVICE_HOST"), os.getenv("KUBERNETES_SERVICE_PORT")
+  local server = opts.server or (host and ("https://" .. (host:find(":") and "[" .. host .. "]" or host)
+    .. ":" .. (port or "443")))
+  if not server then return nil end
+  if not read_file(dir .. "/token") then return nil end
+  local namespace = (read_file(dir .. "/namespace") or "default"):gsub("%s+$", "")
+  return { context = "in-cluster", server = server, token_file = dir .. "/token", ca_file = dir .. "/ca.crt",
+           namespace = namespace }
+end
+
+--- load_config{kubeconfig =, context =, in_cluster = bool, ...} -> settings | nil, err
+function M.load_config(opts)
+  opts = opts or {}
+  if opts.in_cluster then
+    local cfg = in_cluster(opts)
+    if not cfg then return config_error("not in a cluster: no service account token in %s",
+      opts.service_account_dir or SA_DIR) end
+    return cfg
+  end
+  local files = kubeconfig_files(opts.kubeconfig)
+  local merged, err = load_kubeconfig(files)
+  if err then return nil, err end
+  if merged then return from_kubeconfig(merged, opts.context) end
+  local cfg = in_cluster(opts)
+  if cfg then return cfg end
+  return config_error("no kubeconfig (looked at %s) and not running in a cluster", table.concat(files, ", "))
+end
+
+-------------------------------------------------------------------- credentials
+
+local Client = { __name = "ckfb.k8s.client" }
+Client.__index = Client
+
+local function run_exec_plugin(self)
+  local exec = self.cfg.exec
+  local argv = { exec.command }
+  for _, a in ipairs(exec.args or {}) do argv[#argv + 1] = tostring(a) end
+  local env = {
+    KUBERNETES_EXEC_INFO = json.encode({
+      apiVersion = exec.apiVersion, kind = "ExecCredential", spec = { interactive = false } }),
+  }
+  for _, e in ipairs(exec.env or {}) do env[e.name] = e.value end
+  local r, err = proc.run(argv, { env = env, timeout = 60, cwd = self.cfg.exec_dir })
+  if not r then
+    local hint = exec.installHint and (": " .. exec.installHint:gsub("\n.*", "")) or ""
+    return nil, errors.new("k8s.credentials", string.format("exec plugin '%s' failed: %s%s",
+      exec.command, err.message, hint))
+  end
+  if r.code ~= 0 then
+    return nil, errors.new("k8s.credentials", string.format("exec plugin '%s' exited %d: %s",
+      exec.command, r.code, (r.stderr:match("[^\n]+") or "")))
+  end
+  local cred = json.decode(r.stdout)
+  if type(cred) ~= "table" or cred.kind ~= "ExecCredential" or type(cred.status) ~= "table" then
+    return nil, errors.new("k8s.credentials", "exec plugin '" .. exec.command .. "' printed no ExecCredential")
+  end
+  return cred.status
+end
+
+--- The token and client certificate for the next request, refreshed when due.
+function Client:credentials()
+  local cfg, now = self.cfg, loop.now()
+  local c = { token = cfg.token, cert = cfg.client_certificate, key = cfg.client_key,
+              cert_data = cfg.client_certificate_data, key_data = cfg.client_key_data }
+  if cfg.token_file then
+    if not self.file_token or now - self.file_token_read > TOKEN_FILE_TTL then
+      local token, err = read_file(cfg.token_file)
+      if not token then return nil, errors.new("k8s.credentials", "cannot read token file: " .. tostring(err)) end
+      self.file_token, self.file_token_read = log.secret((token:gsub("%s+$", ""))), now
+    end
+    c.token = self.file_token
+  end
+  if cfg.exec then
+    local cached = self.exec_cache
+    if not cached or (cached.expires and os.time() >= cached.expires) then
+      local status, err = run_exec_plugin(self)
+      if not status then return nil, err end
+      cached = {
+        token = status.token and log.secret(status.token),
+        cert_data = status.clientCertificateData,
+        key_data = status.clientKeyData and log.secret(status.clientKeyData),
+        expires = status.expirationTimestamp and parse_rfc3339(status.expirationTimestamp),
+      }
+      self.exec_cache = cached
+    end
+    c.token = cached.token or c.token
+    c.cert_data, c.key_data = cached.cert_data or c.cert_data, cached.key_data or c.key_data
+  end
+  return c
+end
+
+--- Forgets cached credentials after a 401: the token may have rotated.
+function Client:forget_credentials()
+  self.file_token, self.exec_cache = nil, nil
+end
+
+-------------------------------------------------------------------- requests
+
+local REASON_CODES = {
+  NotFound = "k8s.not_found", Forbidden = "k8s.forbidden", Conflict = "k8s.conflict",
+  AlreadyExists = "k8s.already_exists", Expired = "k8s.expired", Gone = "k8s.expired",
+  Invalid = "k8s.invalid", Unauthorized = "k8s.unauthorized", TooManyRequests = "k8s.too_many_requests",
+  BadRequest = "k8s.bad_request", MethodNotAllowed = "k8s.method_not_allowed",
+}
+
+local STATUS_CODES = {
+  [400] = "k8s.bad_request", [401] = "k8s.unauthorized", [403] = "k8s.forbidden", [404] = "k8s.not_found",
+  [405] = "k8s.method_not_allowed", [409] = "k8s.conflict", [410] = "k8s.expired", [422] = "k8s.invalid",
+  [429] = "k8s.too_many_requests",
+}
+
+--- An error from a metav1.Status (or from a bare HTTP status).
+local function api_error(status_code, body, where)
+  local st = json.decode(body or "")
+  if type(st) ~= "table" or st.kind ~= "Status" then st = nil end
+  local reason = st and st.reason
+  local code = REASON_CODES[reason] or STATUS_CODES[status_code]
+    or (status_code >= 500 and "k8s.server_error" or "k8s.error")
+  local message = st and st.message or string.format("HTTP %d", status_code)
+  return errors.new(code, string.format("%s: %s", where, message),
+    { status = status_code, reason = reason, api_status = st })
+end
+M._api_error = api_error
+
+local function retry_delay(response, attempt)
+  local after = tonumber(response and response.headers["retry-after"] or "")
+  if after then return math.min(after, 30) end
+  return math.min(0.2 * 2 ^ (attempt - 1), 10)
+end
+
+--- The http.request table for a call, with credentials and TLS.
+function Client:http_request(method, path, opts, creds)
+  local cfg = self.cfg
+  local headers = { Accept = "application/json" }
+  if creds.token then headers.Authorization = "Bearer " .. creds.token end
+  if opts.content_type then headers["Content-Type"] = opts.content_type end
+  return {
+    method = method, url = cfg.server .. path .. query_string(opts.query or {}), headers = headers,
+    body = opts.body, timeout = opts.timeout or self.timeout, proxy = cfg.proxy, stream = opts.stream,
+    tls = { ca_file = cfg.ca_file, ca_data = cfg.ca_data, insecure = cfg.insecure or nil,
+            cert = creds.cert, key = creds.key, cert_data = creds.cert_data, key_data = creds.key_data },
+  }
+end
+
+--- request(method, path, {query, body, content_type, timeout}) -> decoded body | nil, err
+-- Retries 429 and 5xx (honouring Retry-After), and a 401 once with fresh credentials.
+function Client:request(method, path, opts)
+  opts = opts or {}
+  local where = method .. " " .. path
+  local refreshed = false
+  for attempt = 1, RETRIES do
+    local creds, cerr = self:credentials()
+    if not creds then return nil, cerr end
+    local response, err = http.request(self:http_request(method, path, opts, creds))
+    if not response then return nil, err end
+    local status = response.status
+    if status >= 200 and status < 300 then
+      if opts.raw then return response.body end
+      local value = json.decode(response.body)
+      if value == nil then return nil, errors.new("k8s.output", where .. ": the answer is not JSON") end
+      return value
+    end
+    if status == 401 and not refreshed and (self.cfg.token_file or self.cfg.exec) then
+      refreshed = true
+      self:forget_credentials()
+    elseif (status == 429 or status >= 500) and attempt < RETRIES then
+      local delay = retry_delay(response, attempt)
+      log.debug("k8s: %s answered %d, retrying in %gs", where, status, delay)
+      task.sleep(delay)
+    else
+      return nil, api_error(status, response.body, where)
+    end
+  end
+  return nil, errors.new("k8s.error", where .. ": gave up after " .. RETRIES .. " attempts")
+end
+
+-------------------------------------------------------------------- discovery
+
+local function split_resource(name)
+  local plural, rest = name:match("^([^.]+)%.?(.*)$")
+  if rest == "" then return plural, nil, nil end
+  local version, group = rest:match("^(v%d+%w*)%.(.+)$")
+  if version then return plural, group, version end
+  return plural, rest, nil
+end
+
+function Client:group_versions(group)
+  self.discovery = self.discovery or {}
+  if self.discovery.groups == nil then
+    local groups, err = self:request("GET", "/apis")
+    if not groups then return nil, err end
+    local by = {}
+    for _, g in ipairs(groups.groups or {}) do by[g.name] = g end
+    self.discovery.groups = by
+  end
+  local g = self.discovery.groups[group]
+  if not g then return nil end
+  local versions = { g.preferredVersion and g.preferredVersion.version }
+  for _, v in ipairs(g.versions or {}) do
+    if v.version ~= versions[1] then versions[#versions + 1] = v.version end
+  end
+  return versions
+end
+
+function Client:resource_list(group, version)
+  self.discovery = self.discovery or {}
+  local key = (group or "") .. "/" .. version
+  if self.discovery[key] == nil then
+    local path = group and ("/apis/" .. group .. "/" .. version) or ("/api/" .. version)
+    local list, err = self:request("GET", path)
+    if not list then return nil, err end
+    self.discovery[key] = list.resources or {}
+  end
+  return self.discovery[key]
+end
+
+--- resolve("pods" | "workflows.argoproj.io" | "experiments.v1beta1.kubeflow.org")
+-- -> {group, version, plural, namespaced, kind} | nil, err (cached per client)
+function Client:resolve(name)
+  self.resolved = self.resolved or {}
+  if self.resolved[name] then return self.resolved[name] end
+  local plural, group, version = split_resource(name)
+  local candidates = {}
+  if group then
+    local versions, err = version and { version } or self:group_versions(group)
+    if err then return nil, err end
+    for _, v in ipairs(versions or {}) do candidates[#candidates + 1] = { group, v } end
+  else
+    candidates[1] = { nil, "v1" }
+  end
+  for _, c in ipairs(candidates) do
+    local resources, err = self:resource_list(c[1], c[2])
+    if not resources then
+      if not errors.is(err, "k8s.not_found") then return nil, err end
+    else
+      for _, r in ipairs(resources) do
+        if r.name == plural then
+          local info = { group = c[1], version = c[2], plural = plural, namespaced = r.namespaced, kind = r.kind }
+          self.resolved[name] = info
+          return info
+        end
+      end
+    end
+  end
+  return nil, errors.new("k8s.unknown_resource", string.format(
+    "the server does not know the resource '%s' (name it as plural.group, e.g. workflows.argoproj.io)", name))
+end
+
+--- The URL path of a resource (collection, or one object when name is given).
+function Client:path(info, namespace, name, subresource)
+  local base = info.group and ("/apis/" .. info.group .. "/" .. info.version) or ("/api/" .. info.version)
+  if info.namespaced and namespace then base = base .. "/namespaces/" .. urlencode(namespace) end
+  base = base .. "/" .. info.plural
+  if name then base = base .. "/" .. urlencode(name) end
+  if subresource then base = base .. "/" .. subresource end
+  return base
+end
+
+local function namespace_for(self, info, opts)
+  if not info.namespaced or opts.all_namespaces then return nil end
+  return opts.namespace or self.cfg.namespace
+end
+
+-------------------------------------------------------------------- API
+
+function Client:get(resource, name, opts)
+  opts = opts or {}
+  local info, err = self:resolve(resource)
+  if not info then return nil, err end
+  return self:request("GET", self:path(info, namespace_for(self, info, opts), name))
+end
+
+local function list_query(opts, continue)
+  return { limit = opts.limit or PAGE, labelSelector = opts.label_selector, fieldSelector = opts.field_selector,
+           continue = continue, resourceVersion = not continue and opts.resource_version or nil }
+end
+
+--- pages(resource, opts) -> iterator over pages: `for items, err in client:pages("pods") do`.
+-- Memory stays at one page; a failure yields false, err and ends the loop.
+function Client:pages(resource, opts)
+  opts = opts or {}
+  local continue, done = nil, false
+  return function()
+    if done then return nil end
+    local info, err = self:resolve(resource)
+    if not info then done = true; return false, err end
+    local page, perr = self:request("GET", self:path(info, namespace_for(self, info, opts)),
+      { query = list_query(opts, continue) })
+    if not page then done = true; return false, perr end
+    local meta = page.metadata or {}
+    continue = meta.continue ~= "" and meta.continue or nil
+    done = continue == nil
+    return page.items or {}, meta.resourceVersion
+  end
+end
+
+--- list(resource, {namespace, all_namespaces, label_selector, field_selector, limit})
+-- -> items (every page), resourceVersion | nil, err
+function Client:list(resource, opts)
+  local items, rv = {}, nil
+  for page, err_or_rv in self:pages(resource, opts) do
+    if not page then return nil, err_or_rv end
+    table.move(page, 1, #page, #items + 1, items)
+    rv = err_or_rv
+  end
+  return items, rv
+end
+
+local function body_namespace(obj, opts)
+  return opts.namespace or (type(obj.metadata) == "table" and obj.metadata.namespace) or nil
+end
+
+function Client:create(resource, obj, opts)
+  opts = opts or {}
+  local info, err = self:resolve(resource)
+  if not info then return nil, err end
+  local ns = info.namespaced and (body_namespace(obj, opts) or self.cfg.namespace) or nil
+  return self:request("POST", self:path(info, ns), { body = json.encode(obj), content_type = "application/json" })
+end
+
+function Client:replace(resource, obj, opts)
+  opts = opts or {}
+  local info, err = self:resolve(resource)
+  if not info then return nil, err end
+  local ns = info.namespaced and (body_namespace(obj, opts) or self.cfg.namespace) or nil
+  local name = type(obj.metadata) == "table" and obj.metadata.name
+  if type(name) ~= "string" then error("k8s.replace: the object has no metadata.name", 2) end
+  return self:request("PUT", self:path(info, ns, name), { body = json.encode(obj), content_type = "application/json" })
+end
+
+local PATCH_TYPES = {
+  merge = "application/merge-patch+json", strategic = "application/strategic-merge-patch+json",
+  json = "application/json-patch+json", apply = "application/apply-patch+yaml",
+}
+
+--- patch(resource, name, patch, {namespace, type = "merge"|"strategic"|"json"|"apply",
+--  field_manager, force}) -> object | nil, err
+function Client:patch(resource, name, patch, opts)
+  opts = opts or {}
+  local content_type = PATCH_TYPES[opts.type or "merge"]
+  if not content_type then error("k8s.patch: unknown patch type '" .. tostring(opts.type) .. "'", 2) end
+  local info, err = self:resolve(resource)
+  if not info then return nil, err end
+  local query = {}
+  if opts.type == "apply" then
+    query.fieldManager = opts.field_manager or "ckfb"
+    if opts.force then query.force = "true" end
+  elseif opts.field_manager then
+    query.fieldManager = opts.field_manager
+  end
+  return self:request("PATCH", self:path(info, namespace_for(self, info, opts), name),
+    { body = json.encode(patch), content_type = content_type, query = query })
+end
+
+function Client:delete(resource, name, opts)
+  opts = opts or {}
+  local info, err = self:resolve(resource)
+  if not info then return nil, err end
+  local body = opts.propagation and json.encode({ kind = "DeleteOptions", apiVersion = "v1",
+    propagationPolicy = opts.propagation }) or nil
+  return self:request("DELETE", self:path(info, namespace_for(self, info, opts), name),
+    { body = body, content_type = body and "application/json" or nil })
+end
+
+-------------------------------------------------------------------- streams (watch, logs)
+
+--- Opens a streaming GET; returns the stream, or nil, err from a non-2xx answer.
+function Client:open_stream(path, query, timeout)
+  local creds, err = self:credentials()
+  if not creds then return nil, err end
+  local s, serr = http.stream(self:http_request("GET", path, { query = query, stream = true, timeout = timeout }, creds))
+  if not s then return nil, serr end
+  return s
+end
+
+--- Reads lines from a stream, calling on_line for each complete one.
+-- Returns "stopped" when on_line returned false, "ended", or nil, err.
+local function each_line(s, where, on_line)
+  local pending = ""
+  while true do
+    local data, err = s:read()
+    if s.status ~= 0 and (s.status < 200 or s.status >= 300) then
+      local rest = data or ""
+      while data do data = s:read(); rest = rest .. (data or "") end
+      return nil, api_error(s.status, pending .. rest, where)
+    end
+    if not data then
+      if err then return nil, err end
+      if pending ~= "" and on_line(pending) == false then return "stopped" end
+      return "ended"
+    end
+    pending = pending .. data
+    local start = 1
+    while true do
+      local nl = pending:find("\n", start, true)
+      if not nl then break end
+      if on_line(pending:sub(start, nl - 1)) == false then s:close(); return "stopped" end
+      start = nl + 1
+    end
+    pending = pending:sub(start)
+  end
+end
+
+--- watch(resource, {namespace, all_namespaces, label_selector, field_selector,
+--  resource_version, timeout}, handler) -> true | nil, err
+-- handler(type, object) is called for each event as it arrives (ADDED,
+-- MODIFIED, DELETED, BOOKMARK); returning false stops the watch. The watch
+-- resumes from the last resourceVersion when the server ends a stream, and
+-- after 410 Expired it lists again and hands every item over as ADDED.
+function Client:watch(resource, opts, handler)
+  opts = opts or {}
+  if type(handler) ~= "function" then error("k8s.watch: handler must be a function", 2) end
+  local info, err = self:resolve(resource)
+  if not info then return nil, err end
+  local path = self:path(info, namespace_for(self, info, opts))
+  local deadline = opts.timeout and (loop.now() + opts.timeout)
+  local rv = opts.resource_version
+  if not rv then
+    local _, list_rv = self:list(resource, { namespace = opts.namespace, all_namespaces = opts.all_namespaces,
+      label_selector = opts.label_selector, field_selector = opts.field_selector, limit = 1 })
+    rv = list_rv
+  end
+  while true do
+    local remaining = deadline and math.max(1, math.ceil(deadline - loop.now())) or 300
+    local s, serr = self:open_stream(path, {
+      watch = "true", resourceVersion = rv, allowWatchBookmarks = "true", timeoutSeconds = remaining,
+      labelSelector = opts.label_selector, fieldSelector = opts.field_selector }, remaining + 30)
+    if not s then return nil, serr end
+    local expired, event_err = false, nil
+    local outcome, lerr = each_line(s, "WATCH " .. path, function(line)
+      if line == "" then return true end
+      local event = json.decode(line)
+      if type(event) ~= "table" or type(event.object) ~= "table" then return true end
+      if event.type == "ERROR" then
+        if event.object.code == 410 then expired = true; return false end
+        event_err = api_error(event.object.code or 500, json.encode(event.object), "WATCH " .. path)
+        return false
+      end
+      local meta = event.object.metadata
+      if type(meta) == "table" and meta.resourceVersion then rv = meta.resourceVersion end
+      return handler(event.type, event.object) ~= false
+    end)
+    if not outcome then return nil, lerr end
+    if event_err then return nil, event_err end
+    if outcome == "stopped" and not expired then return true end
+    if expired then
+      local items, list_rv = self:list(resource, opts)
+      if not items then return nil, list_rv end
+      for _, item in ipairs(items) do
+        if handler("ADDED", item) == false then return true end
+      end
+      rv = list_rv
+    end
+    if deadline and loop.now() >= deadline then return true end
+  end
+end
+
+--- logs(pod, {namespace, container, tail_lines, since_seconds, follow, timeout}[, on_line])
+-- -> the text | (with on_line, each line as it comes) true | nil, err
+function Client:logs(pod, opts, on_line)
+  opts = opts or {}
+  local info, err = self:resolve("pods")
+  if not info then return nil, err end
+  local path = self:path(info, namespace_for(self, info, opts), pod, "log")
+  local query = { container = opts.container, tailLines = opts.tail_lines, sinceSeconds = opts.since_seconds,
+                  follow = opts.follow and "true" or nil }
+  if not on_line then
+    return self:request("GET", path, { query = query, raw = true, timeout = opts.timeout })
+  end
+  local s, serr = self:open_stream(path, query, opts.timeout)
+  if not s then return nil, serr end
+  local outcome, lerr = each_line(s, "GET " .. path, on_line)
+  if not outcome then return nil, lerr end
+  return true
+end
+
+-------------------------------------------------------------------- clients
+
+--- client{kubeconfig =, context =, in_cluster =, service_account_dir =, server =, timeout =}
+-- -> a client | nil, err. Settings load now; nothing is sent until a call.
+function M.client(opts)
+  opts = opts or {}
+  local cfg, err = M.load_config(opts)
+  if not cfg then return nil, err end
+  return setmetatable({ cfg = cfg, timeout = opts.timeout or 60 }, Client)
+end
+
+local default_client
+
+--- The default client, made on first use from the kubeconfig or the service account.
+function M.default()
+  if not default_client then
+    local c, err = M.client()
+    if not c then return nil, err end
+    default_client = c
+  end
+  return default_client
+end
+
+for _, method in ipairs { "get", "list", "pages", "create", "replace", "patch", "delete", "watch", "logs",
+  "resolve", "request" } do
+  M[method] = function(...)
+    local c, err = M.default()
+    if not c then
+      if method ~= "pages" then return nil, err end
+      local told = false
+      return function()
+        if told then return nil end
+        told = true
+        return false, err
+      end
+    end
+    return c[method](c, ...)
+  end
+end
+
+return M
