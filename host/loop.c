@@ -171,12 +171,16 @@ static void drain_curl (void) {
 static int wait_ms (double max_wait) {
   if (loop.finished != NULL || loop.progressed != NULL)
     return 0;
-  double now = loop_now(), wait = max_wait;
-  for (loop_op *op = loop.pending.next; op != &loop.pending; op = op->next)
-    if (op->deadline > 0 && (wait < 0 || op->deadline - now < wait))
-      wait = op->deadline - now;
+  double now = loop_now(), wait = max_wait;  /* < 0: no limit so far */
+  for (loop_op *op = loop.pending.next; op != &loop.pending; op = op->next) {
+    if (op->deadline <= 0)
+      continue;
+    double left = op->deadline > now ? op->deadline - now : 0;  /* overdue: no wait */
+    if (wait < 0 || left < wait)
+      wait = left;
+  }
   if (wait < 0)
-    return max_wait < 0 ? -1 : 0;
+    return -1;
   double ms = wait * 1000.0 + 0.999;  /* round up: never wake before a deadline */
   return ms > INT_MAX ? INT_MAX : (int)ms;
 }

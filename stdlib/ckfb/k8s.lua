@@ -129,44 +129,52 @@ local function load_kubeconfig(files)
   return merged
 end
 
+--- The kubeconfig files to merge: opts.kubeconfig (a path, a list, or a
+-- ":"-separated string as KUBECONFIG is), else $KUBECONFIG, else ~/.kube/config.
 local function kubeconfig_files(explicit)
-  if explicit then return { explicit } end
-  local env = os.getenv("KUBECONFIG")
-  if env and env ~= "" then
+  if type(explicit) == "table" then return explicit end
+  local spec = explicit or os.getenv("KUBECONFIG")
+  if spec and spec ~= "" then
     local files = {}
-    for f in env:gmatch("[^:]+") do files[#files + 1] = f end
+    for f in spec:gmatch("[^:]+") do files[#files + 1] = f end
     return files
   end
   return { (os.getenv("HOME") or "") .. "/.kube/config" }
 end
 
+--- A string field of a kubeconfig entry; null, empty or another type is absent.
+local function text(entry, key)
+  local v = entry[key]
+  if type(v) == "string" and v ~= "" then return v end
+end
+
 local function cluster_settings(cfg, cluster, dir)
-  if type(cluster.server) ~= "string" then return config_error("cluster has no server") end
+  if not text(cluster, "server") then return config_error("cluster has no server") end
   cfg.server = cluster.server:gsub("/+$", "")
   cfg.insecure = cluster["insecure-skip-tls-verify"] == true
-  if cluster["certificate-authority-data"] then
+  if text(cluster, "certificate-authority-data") then
     cfg.ca_data = base64_decode(cluster["certificate-authority-data"])
     if not cfg.ca_data then return config_error("certificate-authority-data is not valid base64") end
-  elseif cluster["certificate-authority"] then
+  elseif text(cluster, "certificate-authority") then
     cfg.ca_file = resolve_path(cluster["certificate-authority"], dir)
   end
-  if type(cluster["proxy-url"]) == "string" then cfg.proxy = cluster["proxy-url"] end
+  cfg.proxy = text(cluster, "proxy-url")
   return cfg
 end
 
 local function user_settings(cfg, user, dir)
-  if type(user.token) == "string" and user.token ~= "" then
+  if text(user, "token") then
     cfg.token = log.secret(user.token)
-  elseif user.tokenFile then
+  elseif text(user, "tokenFile") then
     cfg.token_file = resolve_path(user.tokenFile, dir)
   end
   for _, kind in ipairs { "certificate", "key" } do
-    local data = user["client-" .. kind .. "-data"]
+    local data = text(user, "client-" .. kind .. "-data")
     if data then
       local pem = base64_decode(data)
       if not pem then return config_error("client-%s-data is not valid base64", kind) end
       cfg["client_" .. kind .. "_data"] = kind == "key" and log.secret(pem) or pem
-    elseif user["client-" .. kind] then
+    elseif text(user, "client-" .. kind) then
       cfg["client_" .. kind] = resolve_path(user["client-" .. kind], dir)
     end
   end
@@ -427,7 +435,8 @@ function Client:resolve(name)
   local plural, group, version = split_resource(name)
   local candidates = {}
   if group then
-    local versions, err = version and { version } or self:group_versions(group)
+    local versions, err = { version }, nil
+    if not version then versions, err = self:group_versions(group) end
     if err then return nil, err end
     for _, v in ipairs(versions or {}) do candidates[#candidates + 1] = { group, v } end
   else
@@ -452,7 +461,7 @@ function Client:resolve(name)
 end
 
 --- The URL path of a resource (collection, or one object when name is given).
-function Client:path(info, namespace, name, subresource)
+local function resource_path(info, namespace, name, subresource)
   local base = info.group and ("/apis/" .. info.group .. "/" .. info.version) or ("/api/" .. info.version)
   if info.namespaced and namespace then base = base .. "/namespaces/" .. urlencode(namespace) end
   base = base .. "/" .. info.plural
@@ -472,7 +481,7 @@ function Client:get(resource, name, opts)
   opts = opts or {}
   local info, err = self:resolve(resource)
   if not info then return nil, err end
-  return self:request("GET", self:path(info, namespace_for(self, info, opts), name))
+  return self:request("GET", resource_path(info, namespace_for(self, info, opts), name))
 end
 
 local function list_query(opts, continue)
@@ -489,7 +498,7 @@ function Client:pages(resource, opts)
     if done then return nil end
     local info, err = self:resolve(resource)
     if not info then done = true; return false, err end
-    local page, perr = self:request("GET", self:path(info, namespace_for(self, info, opts)),
+    local page, perr = self:request("GET", resource_path(info, namespace_for(self, info, opts)),
       { query = list_query(opts, continue) })
     if not page then done = true; return false, perr end
     local meta = page.metadata or {}
@@ -520,7 +529,7 @@ function Client:create(resource, obj, opts)
   local info, err = self:resolve(resource)
   if not info then return nil, err end
   local ns = info.namespaced and (body_namespace(obj, opts) or self.cfg.namespace) or nil
-  return self:request("POST", self:path(info, ns), { body = json.encode(obj), content_type = "application/json" })
+  return self:request("POST", resource_path(info, ns), { body = json.encode(obj), content_type = "application/json" })
 end
 
 function Client:replace(resource, obj, opts)
@@ -530,7 +539,7 @@ function Client:replace(resource, obj, opts)
   local ns = info.namespaced and (body_namespace(obj, opts) or self.cfg.namespace) or nil
   local name = type(obj.metadata) == "table" and obj.metadata.name
   if type(name) ~= "string" then error("k8s.replace: the object has no metadata.name", 2) end
-  return self:request("PUT", self:path(info, ns, name), { body = json.encode(obj), content_type = "application/json" })
+  return self:request("PUT", resource_path(info, ns, name), { body = json.encode(obj), content_type = "application/json" })
 end
 
 local PATCH_TYPES = {
@@ -553,7 +562,7 @@ function Client:patch(resource, name, patch, opts)
   elseif opts.field_manager then
     query.fieldManager = opts.field_manager
   end
-  return self:request("PATCH", self:path(info, namespace_for(self, info, opts), name),
+  return self:request("PATCH", resource_path(info, namespace_for(self, info, opts), name),
     { body = json.encode(patch), content_type = content_type, query = query })
 end
 
@@ -563,7 +572,7 @@ function Client:delete(resource, name, opts)
   if not info then return nil, err end
   local body = opts.propagation and json.encode({ kind = "DeleteOptions", apiVersion = "v1",
     propagationPolicy = opts.propagation }) or nil
-  return self:request("DELETE", self:path(info, namespace_for(self, info, opts), name),
+  return self:request("DELETE", resource_path(info, namespace_for(self, info, opts), name),
     { body = body, content_type = body and "application/json" or nil })
 end
 
@@ -573,7 +582,8 @@ end
 function Client:open_stream(path, query, timeout)
   local creds, err = self:credentials()
   if not creds then return nil, err end
-  local s, serr = http.stream(self:http_request("GET", path, { query = query, stream = true, timeout = timeout }, creds))
+  local req = self:http_request("GET", path, { query = query, stream = true, timeout = timeout }, creds)
+  local s, serr = http.stream(req)
   if not s then return nil, serr end
   return s
 end
@@ -609,7 +619,8 @@ end
 --- watch(resource, {namespace, all_namespaces, label_selector, field_selector,
 --  resource_version, timeout}, handler) -> true | nil, err
 -- handler(type, object) is called for each event as it arrives (ADDED,
--- MODIFIED, DELETED, BOOKMARK); returning false stops the watch. The watch
+-- MODIFIED, DELETED; bookmarks only move the resourceVersion on); returning
+-- false stops the watch. The watch
 -- resumes from the last resourceVersion when the server ends a stream, and
 -- after 410 Expired it lists again and hands every item over as ADDED.
 function Client:watch(resource, opts, handler)
@@ -617,7 +628,7 @@ function Client:watch(resource, opts, handler)
   if type(handler) ~= "function" then error("k8s.watch: handler must be a function", 2) end
   local info, err = self:resolve(resource)
   if not info then return nil, err end
-  local path = self:path(info, namespace_for(self, info, opts))
+  local path = resource_path(info, namespace_for(self, info, opts))
   local deadline = opts.timeout and (loop.now() + opts.timeout)
   local rv = opts.resource_version
   if not rv then
@@ -643,6 +654,7 @@ function Client:watch(resource, opts, handler)
       end
       local meta = event.object.metadata
       if type(meta) == "table" and meta.resourceVersion then rv = meta.resourceVersion end
+      if event.type == "BOOKMARK" then return true end  -- only moves the resourceVersion on
       return handler(event.type, event.object) ~= false
     end)
     if not outcome then return nil, lerr end
@@ -666,7 +678,7 @@ function Client:logs(pod, opts, on_line)
   opts = opts or {}
   local info, err = self:resolve("pods")
   if not info then return nil, err end
-  local path = self:path(info, namespace_for(self, info, opts), pod, "log")
+  local path = resource_path(info, namespace_for(self, info, opts), pod, "log")
   local query = { container = opts.container, tailLines = opts.tail_lines, sinceSeconds = opts.since_seconds,
                   follow = opts.follow and "true" or nil }
   if not on_line then

@@ -17,9 +17,11 @@ forbidden everything in the namespace "forbidden").
 
 Test control (no auth; loopback only):
   POST /__control/fail      {"path": prefix, "status": 429|500|503, "count": n, "retry_after": s}
+                            (count 0 clears the faults of that path)
   POST /__control/expire    continue tokens issued so far become too old (410)
   POST /__control/compact   watches from resourceVersions so far get 410 Expired
-  POST /__control/tokens    {"token": "user"} adds a token
+  POST /__control/tokens    {"token": "user" | null} adds (or removes) tokens
+  POST /__control/watch_limit {"seconds": s} ends every watch stream after s seconds
   GET  /__control/requests  every request seen: [{"method", "path", "user", "auth"}]
 """
 import base64
@@ -65,6 +67,7 @@ class Store:
         self.faults = []
         self.tokens = {"admin-token": "admin", "alice-token": "alice"}
         self.requests = []
+        self.watch_limit = None
 
     def next_rv(self):
         self.rv += 1
@@ -257,15 +260,23 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.body()
         data = json.loads(raw) if raw else {}
         with STORE.lock:
-            if what == "fail":
+            if what == "fail":  # count 0 clears the faults of that path
                 data.setdefault("count", 1)
-                STORE.faults.append(data)
+                STORE.faults = [f for f in STORE.faults if f["path"] != data["path"]]
+                if data["count"] > 0:
+                    STORE.faults.append(data)
             elif what == "expire":
                 STORE.continue_floor = STORE.rv + 1
             elif what == "compact":
                 STORE.compacted = STORE.rv
             elif what == "tokens":
-                STORE.tokens.update(data)
+                for token, user in data.items():
+                    if user is None:
+                        STORE.tokens.pop(token, None)
+                    else:
+                        STORE.tokens[token] = user
+            elif what == "watch_limit":
+                STORE.watch_limit = data["seconds"]
             elif what == "requests":
                 return self.send_json(200, STORE.requests)
             else:
@@ -355,6 +366,8 @@ class Handler(BaseHTTPRequestHandler):
     def watch(self, key, namespace, query):
         since = int(query.get("resourceVersion") or 0) or STORE.rv
         deadline = time.time() + float(query.get("timeoutSeconds") or 30)
+        if STORE.watch_limit is not None:
+            deadline = min(deadline, time.time() + STORE.watch_limit)
         bookmarks = query.get("allowWatchBookmarks") == "true"
         self.start_chunked("application/json")
         try:

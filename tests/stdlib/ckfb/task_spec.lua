@@ -10,6 +10,13 @@ describe("ckfb.task", function()
     assert.is_true(loop.now() - t0 >= 0.05)
   end)
 
+  it("returns from a zero sleep, even with a child pending", function()
+    local t = task.spawn(function() return proc.run({ "sleep", "0.3" }) end)
+    task.sleep(0)  -- an overdue deadline must not turn into an endless wait
+    assert.is_false(t:done())
+    t:wait()
+  end)
+
   it("runs task.all concurrently and returns results in order", function()
     local t0 = loop.now()
     local a, b, c = task.all {
