@@ -539,7 +539,8 @@ function Client:replace(resource, obj, opts)
   local ns = info.namespaced and (body_namespace(obj, opts) or self.cfg.namespace) or nil
   local name = type(obj.metadata) == "table" and obj.metadata.name
   if type(name) ~= "string" then error("k8s.replace: the object has no metadata.name", 2) end
-  return self:request("PUT", resource_path(info, ns, name), { body = json.encode(obj), content_type = "application/json" })
+  return self:request("PUT", resource_path(info, ns, name),
+    { body = json.encode(obj), content_type = "application/json" })
 end
 
 local PATCH_TYPES = {
