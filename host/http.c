@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "ckfb.h"
@@ -21,6 +22,7 @@ typedef struct {
   struct curl_slist *headers;
   buf body, head;
   FILE *upload, *sink;
+  curl_off_t upload_left;  /* bytes of body_file still to send (a range of it) */
   CURLcode rc;
   int write_failed;
   int stream;     /* body handed to Lua as it arrives (op:take) */
@@ -68,7 +70,11 @@ static size_t on_header (char *data, size_t size, size_t n, void *ud) {
 
 static size_t on_upload (char *data, size_t size, size_t n, void *ud) {
   http_op *h = ud;
-  size_t got = fread(data, 1, size * n, h->upload);
+  size_t want = size * n;
+  if ((curl_off_t)want > h->upload_left)
+    want = (size_t)h->upload_left;
+  size_t got = fread(data, 1, want, h->upload);
+  h->upload_left -= (curl_off_t)got;
   return ferror(h->upload) ? CURL_READFUNC_ABORT : got;
 }
 
@@ -298,16 +304,49 @@ static int set_body (lua_State *L, http_op *h, const char *method) {
     struct stat st;
     if (h->upload == NULL || fstat(fileno(h->upload), &st) != 0)
       return errno;
+    lua_getfield(L, 1, "body_offset");
+    curl_off_t offset = (curl_off_t)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "body_length");
+    curl_off_t length = (curl_off_t)luaL_optinteger(L, -1, st.st_size - offset);
+    lua_pop(L, 2);
+    if (offset < 0 || length < 0 || offset + length > st.st_size)
+      return ERANGE;
+    if (fseeko(h->upload, offset, SEEK_SET) != 0)
+      return errno;
+    h->upload_left = length;
     lcurl.easy_setopt(h->easy, CURLOPT_UPLOAD, 1L);
     lcurl.easy_setopt(h->easy, CURLOPT_READFUNCTION, on_upload);
     lcurl.easy_setopt(h->easy, CURLOPT_READDATA, h);
-    lcurl.easy_setopt(h->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+    lcurl.easy_setopt(h->easy, CURLOPT_INFILESIZE_LARGE, length);
   }
   if (strcmp(method, "HEAD") == 0)
     lcurl.easy_setopt(h->easy, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, "GET") != 0 || body != NULL || file != NULL)
     lcurl.easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, method);
   return 0;
+}
+
+
+/* The sink file: truncated, or with sink_offset kept and written from there (a range). */
+static FILE *open_sink (lua_State *L, const char *path) {
+  lua_getfield(L, 1, "sink_offset");
+  int ranged = !lua_isnil(L, -1);
+  off_t offset = (off_t)luaL_optinteger(L, -1, 0);
+  lua_pop(L, 1);
+  if (!ranged)
+    return fopen(path, "wb");
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
+  if (f == NULL || fseeko(f, offset, SEEK_SET) != 0) {
+    int e = errno;
+    if (f != NULL)
+      fclose(f);
+    else if (fd >= 0)
+      close(fd);
+    errno = e;
+    return NULL;
+  }
+  return f;
 }
 
 
@@ -323,7 +362,13 @@ static void set_basics (lua_State *L, http_op *h, const char *url) {
   lcurl.easy_setopt(e, CURLOPT_HEADERDATA, h);
   lcurl.easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
   lcurl.easy_setopt(e, CURLOPT_USERAGENT, "ckfb/" CKFB_VERSION);
-  lcurl.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  /* accept_encoding = false keeps bodies byte for byte (S3 objects stored gzipped) */
+  lua_getfield(L, 1, "accept_encoding");
+  if (lua_isnil(L, -1))
+    lcurl.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  else if (lua_isstring(L, -1))
+    lcurl.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, lua_tostring(L, -1));
+  lua_pop(L, 1);  /* the request table keeps the string alive */
   lua_getfield(L, 1, "timeout");
   lcurl.easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(luaL_optnumber(L, -1, 0) * 1000));
   lua_getfield(L, 1, "connect_timeout");
@@ -370,7 +415,7 @@ static int l_request (lua_State *L) {
   int e = set_body(L, h, method);
   if (e != 0)
     return ckfb_push_error(L, "http.io", "%s: cannot read the body file: %s", h->where, strerror(e));
-  if (sink != NULL && (h->sink = fopen(sink, "wb")) == NULL)
+  if (sink != NULL && (h->sink = open_sink(L, sink)) == NULL)
     return ckfb_push_error(L, "http.io", "%s: cannot open '%s': %s", h->where, sink, strerror(errno));
   if (lcurl.multi_add_handle(loop_multi(L), h->easy) != CURLM_OK)
     return luaL_error(L, "cannot add the request to the loop");

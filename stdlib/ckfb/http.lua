@@ -11,6 +11,7 @@ local FIELDS = {
   method = "string", url = "string", headers = "table", body = "string", body_file = "string",
   sink = "string", timeout = "number", connect_timeout = "number", follow = "boolean",
   proxy = "string", tls = "table", stream = "boolean",
+  body_offset = "number", body_length = "number", sink_offset = "number", accept_encoding = "boolean",
 }
 
 local function check(req)
@@ -26,7 +27,10 @@ local function check(req)
 end
 
 --- request{method, url, headers, body | body_file, sink, timeout, connect_timeout,
---           follow, proxy, tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure}}
+--           follow, proxy, tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure},
+--           body_offset, body_length (send a range of body_file),
+--           sink_offset (write the body into sink from there, keeping the rest of the file),
+--           accept_encoding = false (no compressed transfer: bodies byte for byte)}
 -- -> {status, headers (lower-case names), body, time} | nil, err
 function M.request(req)
   check(req)
