@@ -37,6 +37,10 @@ local function uri_encode(s, keep_slash)
 end
 M._uri_encode = uri_encode
 
+local function url_decode(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 --- The canonical query string: encoded, sorted, "k=" for valueless parameters.
 local function canonical_query(query)
   local pairs_ = {}
@@ -340,18 +344,23 @@ function Client:pages(opts)
   local token, done = nil, false
   return function()
     if done then return nil end
-    local query = { ["list-type"] = "2", prefix = opts.prefix, delimiter = opts.delimiter,
+    -- encoding-type=url: S3 sends keys URL-encoded, so that any byte survives XML
+    local query = { ["list-type"] = "2", ["encoding-type"] = "url", prefix = opts.prefix, delimiter = opts.delimiter,
       ["max-keys"] = opts.max_keys and tostring(opts.max_keys), ["continuation-token"] = token,
       ["start-after"] = not token and opts.start_after or nil }
     local response, err = self:request { method = "GET", bucket = opts.bucket, query = query }
     if not response then done = true; return false, err end
     local result = child(xml_parse(response.body), "ListBucketResult")
+    local decode = child_text(result, "EncodingType") == "url" and url_decode or function(v) return v end
     local objects, prefixes = {}, {}
     for _, c in ipairs(children(result, "Contents")) do
-      objects[#objects + 1] = { key = child_text(c, "Key"), size = math.tointeger(tonumber(child_text(c, "Size"))),
+      objects[#objects + 1] = { key = decode(child_text(c, "Key")),
+        size = math.tointeger(tonumber(child_text(c, "Size"))),
         etag = (child_text(c, "ETag") or ""):gsub('"', ""), last_modified = child_text(c, "LastModified") }
     end
-    for _, p in ipairs(children(result, "CommonPrefixes")) do prefixes[#prefixes + 1] = child_text(p, "Prefix") end
+    for _, p in ipairs(children(result, "CommonPrefixes")) do
+      prefixes[#prefixes + 1] = decode(child_text(p, "Prefix"))
+    end
     token = child_text(result, "IsTruncated") == "true" and child_text(result, "NextContinuationToken") or nil
     done = token == nil
     return objects, prefixes

@@ -1,0 +1,290 @@
+local s3 = require "ckfb.s3"
+local http = require "ckfb.http"
+local json = require "ckfb.json"
+local proc = require "ckfb.proc"
+local log = require "ckfb.log"
+
+local ENDPOINT = assert(os.getenv("CKFB_TEST_S3"), "tests/run starts s3rver")
+local ORACLE = assert(os.getenv("CKFB_TEST_SIGV4"), "tests/run starts the SigV4 oracle")
+local TMP = assert(os.getenv("CKFB_TEST_TMP"))
+local CKFB = assert(os.getenv("CKFB"))
+local BUCKET = "testbkt"
+
+local function client(extra)
+  local opts = { endpoint = ENDPOINT, access_key = "AKIDTEST", secret_key = "testsecret" }
+  for k, v in pairs(extra or {}) do opts[k] = v end
+  return assert(s3.client(opts))
+end
+
+local function sha256_of(path)
+  return assert(proc.run({ "sha256sum", path })).stdout:match("^%x+")
+end
+
+local function make_file(name, mib)
+  local path = TMP .. "/" .. name
+  assert(proc.run({ "sh", "-c", string.format("head -c %d /dev/urandom > %s", math.floor(mib * 1048576), path) }))
+  return path
+end
+
+-- rclone as the independent client; its credentials go in the environment, never argv.
+local RCLONE_ENV = {
+  RCLONE_CONFIG_T_TYPE = "s3", RCLONE_CONFIG_T_PROVIDER = "Other", RCLONE_CONFIG_T_ACCESS_KEY_ID = "AKIDTEST",
+  RCLONE_CONFIG_T_SECRET_ACCESS_KEY = "testsecret", RCLONE_CONFIG_T_ENDPOINT = ENDPOINT,
+  RCLONE_CONFIG_T_FORCE_PATH_STYLE = "true", RCLONE_CONFIG_T_REGION = "us-east-1",
+  AWS_CA_BUNDLE = false,  -- rclone 1.60 cannot use it over plain HTTP
+}
+
+local function rclone(...)
+  local r = assert(proc.run({ "rclone", "--config", "/dev/null", ... }, { env = RCLONE_ENV, timeout = 120 }))
+  assert(r.code == 0, r.stderr)
+  return r.stdout
+end
+
+describe("ckfb.s3", function()
+  describe("against s3rver, which verifies signatures", function()
+    local c
+    before_each(function() c = client() end)
+
+    it("heads a bucket, and says which one is missing", function()
+      assert.is_true(c:head_bucket(BUCKET))
+      local ok, err = c:head_bucket("no-such-bucket")
+      assert.is_nil(ok)
+      assert.equal("s3.no_such_bucket", err.code)
+      assert.equal("no-such-bucket", err.detail.bucket)
+    end)
+
+    it("round-trips keys with spaces, +, !, ~, % and non-ASCII characters", function()
+      local keys = { "plain.txt", "with space.txt", "plus+sign", "bang!", "tilde~", "per%cent", "é/ü/日本.txt",
+        "dir/sub dir/x (1).tar.gz", "a=b&c?d#e" }
+      for _, key in ipairs(keys) do
+        assert(c:put(BUCKET, "keys/" .. key, { body = "body of " .. key }))
+      end
+      for _, key in ipairs(keys) do
+        assert.equal("body of " .. key, assert(c:get(BUCKET, "keys/" .. key)))
+      end
+      -- s3rver escapes "&" twice in listings (real S3 does not, and with
+      -- encoding-type=url sends keys URL-encoded): compare the others
+      local listed, expected = {}, {}
+      for _, o in ipairs(assert(c:list { bucket = BUCKET, prefix = "keys/" }).objects) do
+        if not o.key:find("&", 1, true) then listed[#listed + 1] = o.key:sub(6) end
+      end
+      for _, key in ipairs(keys) do
+        if not key:find("&", 1, true) then expected[#expected + 1] = key end
+      end
+      table.sort(listed)
+      table.sort(expected)
+      assert.same(expected, listed)
+    end)
+
+    it("lists every page, with common prefixes for a delimiter", function()
+      for i = 1, 7 do assert(c:put(BUCKET, string.format("paged/%02d", i), { body = tostring(i) })) end
+      assert(c:put(BUCKET, "paged/sub/x", { body = "x" }))
+      local all = assert(c:list { bucket = BUCKET, prefix = "paged/", max_keys = 3 })
+      assert.equal(8, #all.objects)
+      local pages = 0
+      for objects, err in c:pages { bucket = BUCKET, prefix = "paged/", max_keys = 3 } do
+        assert(objects, err)
+        pages = pages + 1
+      end
+      assert.equal(3, pages)
+      local shallow = assert(c:list { bucket = BUCKET, prefix = "paged/", delimiter = "/" })
+      assert.equal(7, #shallow.objects)
+      assert.same({ "paged/sub/" }, shallow.prefixes)
+      local after = assert(c:list { bucket = BUCKET, prefix = "paged/", start_after = "paged/05" })
+      assert.equal(3, #after.objects)
+    end)
+
+    it("stats, copies and deletes one object or many", function()
+      assert(c:put(BUCKET, "meta/one", { body = "12345" }, { content_type = "text/plain", metadata = { owner = "ckfb" } }))
+      local st = assert(c:stat(BUCKET, "meta/one"))
+      assert.equal(5, st.size)
+      assert.equal("text/plain", st.content_type)
+      assert.equal("ckfb", st.metadata.owner)
+      assert(c:copy(BUCKET, "meta/one", BUCKET, "meta/two"))
+      assert.equal("12345", c:get(BUCKET, "meta/two"))
+      assert.is_true(c:delete(BUCKET, "meta/two"))
+      local _, gone = c:stat(BUCKET, "meta/two")
+      assert.equal("s3.no_such_key", gone.code)
+      for i = 1, 5 do assert(c:put(BUCKET, "batch/" .. i, { body = "x" })) end
+      local result = c:delete(BUCKET, { "batch/1", "batch/2", "batch/3", "batch/4", "batch/5" })
+      assert.equal(5, #result.deleted)
+      assert.same({}, assert(c:list { bucket = BUCKET, prefix = "batch/" }).objects)
+    end)
+
+    it("streams a file up and down, and goes multipart with parallel parts above part_size", function()
+      local src = make_file("up.bin", 12.5)
+      local put = assert(c:put(BUCKET, "big/up.bin", { file = src }, { part_size = 5 * 1048576 }))
+      assert.equal(3, put.parts)
+      assert.equal(13107200, assert(c:stat(BUCKET, "big/up.bin")).size)
+      local dst = TMP .. "/down.bin"
+      assert.is_true(c:get(BUCKET, "big/up.bin", { file = dst, part_size = 4 * 1048576 }))
+      assert.equal(sha256_of(src), sha256_of(dst))
+      local single = TMP .. "/down-single.bin"
+      assert.is_true(c:get(BUCKET, "big/up.bin", { file = single }))
+      assert.equal(sha256_of(src), sha256_of(single))
+    end)
+
+    it("aborts a multipart upload that fails", function()
+      local src = make_file("short.bin", 6)
+      local sent = {}
+      local request = c.request
+      c.request = function(self, r)
+        sent[#sent + 1] = r.method .. " " .. (r.query and r.query.uploadId and "uploadId" or "-")
+        return request(self, r)
+      end
+      local ok, err = c:multipart(BUCKET, "big/broken.bin", src, 12 * 1048576, { part_size = 5 * 1048576 })
+      assert.is_nil(ok)
+      assert.equal("http.io", err.code)
+      assert.equal("DELETE uploadId", sent[#sent])
+    end)
+
+    it("says SignatureDoesNotMatch in one line, with the endpoint and bucket, without the secret", function()
+      local bad = client({ secret_key = "not-the-secret-9c1f" })
+      local v, err = bad:get(BUCKET, "keys/plain.txt")
+      assert.is_nil(v)
+      assert.equal("s3.signature_does_not_match", err.code)
+      local text = tostring(err)
+      assert.is_nil(text:find("\n"))
+      assert.matches(ENDPOINT:gsub("%p", "%%%0"), text)
+      assert.matches("bucket testbkt", text)
+      assert.is_nil(text:find("not-the-secret-9c1f", 1, true))
+      assert.equal("not-the-secret-9c1f", log.secret("not-the-secret-9c1f"))  -- registered, so redacted
+      assert.is_nil(log.redact(text .. " not-the-secret-9c1f"):find("not-the-secret", 1, true))
+    end)
+
+    it("presigns a GET URL that works without credentials", function()
+      assert(c:put(BUCKET, "presigned/a b.txt", { body = "shared" }))
+      local url = c:presign(BUCKET, "presigned/a b.txt", { expires = 300 })
+      assert.matches("X%-Amz%-Signature=%x+$", url)
+      local r = assert(http.get(url))
+      assert.equal(200, r.status)
+      assert.equal("shared", r.body)
+    end)
+
+    it("interoperates with rclone both ways", function()
+      local src = make_file("interop.bin", 1)
+      assert(c:put(BUCKET, "interop/from ckfb.bin", { file = src }))
+      local rclone_copy = TMP .. "/rclone-copy.bin"
+      rclone("copyto", "t:" .. BUCKET .. "/interop/from ckfb.bin", rclone_copy)
+      assert.equal(sha256_of(src), sha256_of(rclone_copy))
+      rclone("copyto", src, "t:" .. BUCKET .. "/interop/from rclone+é.bin")
+      local back = TMP .. "/from-rclone.bin"
+      assert.is_true(c:get(BUCKET, "interop/from rclone+é.bin", { file = back }))
+      assert.equal(sha256_of(src), sha256_of(back))
+    end)
+  end)
+
+  describe("against the botocore SigV4 oracle", function()
+    local function oracle(extra)
+      local opts = { endpoint = ORACLE, access_key = "AKIDTEST", secret_key = "testsecret" }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return assert(s3.client(opts))
+    end
+
+    local function verdict(r, err)
+      assert(r, err and tostring(err))
+      return json.decode(r.body)
+    end
+
+    it("signs the payload hash of a body, and UNSIGNED-PAYLOAD for a streamed file", function()
+      local c = oracle()
+      assert.is_true(verdict(c:request { method = "PUT", bucket = "b", key = "k", body = "payload" }).ok)
+      local file = make_file("oracle.bin", 0.1)
+      assert.is_true(verdict(c:request { method = "PUT", bucket = "b", key = "k", body_file = file }).ok)
+    end)
+
+    it("canonicalises odd keys, queries and header whitespace as S3 does", function()
+      local c = oracle()
+      assert.is_true(verdict(c:request { method = "GET", bucket = "b", key = "a b/c+d!e~f%g/é'(x)*",
+        query = { uploads = true, ["list-type"] = "2", prefix = "a/b c", ["continuation-token"] = "x+y/z=" } }).ok)
+      assert.is_true(verdict(c:request { method = "PUT", bucket = "b", key = "k", body = "x",
+        headers = { ["x-amz-meta-note"] = "  spaced   out  value ", ["Content-Type"] = "text/plain" } }).ok)
+    end)
+
+    it("signs virtual-host style requests and a session token", function()
+      local c = oracle({ path_style = false, session_token = "FQoGZXIvYXdzEXAMPLETOKEN+/=" })
+      local v = verdict(c:request { method = "GET", bucket = "vbucket", key = "obj" })
+      assert.is_true(v.ok)
+      assert.matches("^vbucket%.localhost:", v.host)
+      assert.equal("/obj", v.path)
+    end)
+
+    it("is caught when the secret is wrong", function()
+      local c = oracle({ secret_key = "wrong" })
+      local r, err = c:request { method = "GET", bucket = "b", key = "k" }
+      assert.is_nil(r)
+      assert.equal(403, err.detail.status)
+    end)
+
+    it("retries SlowDown and 503, then succeeds", function()
+      local c = oracle()
+      assert.is_true(verdict(c:request { method = "GET", bucket = "b", key = "x/slowdown-2/k" }).ok)
+    end)
+
+    it("reports RequestTimeTooSkewed as clock skew", function()
+      local _, err = oracle():request { method = "GET", bucket = "b", key = "x/skewed/k" }
+      assert.equal("s3.clock_skew", err.code)
+      assert.matches("clock", err.message)
+    end)
+  end)
+
+  it("parses S3's XML, entities included", function()
+    local doc = s3._xml_parse('<?xml version="1.0"?><Error><Code>NoSuchKey</Code>'
+      .. '<Message>a &amp; b &lt;c&gt; &#233;&#x263A;</Message><Empty/></Error>')
+    local e = doc.children[1]
+    assert.equal("Error", e.name)
+    assert.equal("NoSuchKey", e.children[1].text)
+    assert.equal("a & b <c> é☺", e.children[2].text)
+    assert.equal("Empty", e.children[3].name)
+  end)
+
+  describe("configuration", function()
+    local function ckfb_with_env(code, env)
+      return assert(proc.run({ CKFB, "-e", code }, { env = env, clear_env = true }))
+    end
+
+    it("comes from the environment", function()
+      local r = ckfb_with_env([[
+        local c = assert(require("ckfb.s3").client())
+        print(c.cfg.access_key, c.cfg.region, c.cfg.endpoint, c.cfg.path_style, c.cfg.session_token)
+        assert(c:head_bucket("testbkt"))]],
+        { AWS_ACCESS_KEY_ID = "AKIDTEST", AWS_SECRET_ACCESS_KEY = "testsecret", AWS_REGION = "eu-west-1",
+          AWS_ENDPOINT_URL = ENDPOINT, AWS_SESSION_TOKEN = "tok", PATH = os.getenv("PATH") })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("AKIDTEST\teu-west-1\t" .. ENDPOINT .. "\ttrue\t***\n", r.stdout)  -- the token is redacted
+    end)
+
+    it("comes from a profile in ~/.aws", function()
+      local home = TMP .. "/home"
+      proc.run({ "mkdir", "-p", home .. "/.aws" })
+      local f = assert(io.open(home .. "/.aws/credentials", "w"))
+      f:write("[default]\naws_access_key_id = WRONG\n\n[ckfb]\naws_access_key_id = AKIDTEST\n"
+        .. "aws_secret_access_key = testsecret\n")
+      f:close()
+      f = assert(io.open(home .. "/.aws/config", "w"))
+      f:write("[profile ckfb]\nregion = ap-south-1\nendpoint_url = " .. ENDPOINT .. "\n")
+      f:close()
+      local r = ckfb_with_env([[
+        local c = assert(require("ckfb.s3").client())
+        print(c.cfg.access_key, c.cfg.region)
+        assert(c:head_bucket("testbkt"))]], { HOME = home, AWS_PROFILE = "ckfb" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("AKIDTEST\tap-south-1\n", r.stdout)
+    end)
+
+    it("says which settings are missing", function()
+      local c, err = s3.client({ access_key = "x" })
+      assert.is_nil(c)
+      assert.equal("s3.config", err.code)
+      local _, bad = s3.client({ access_key = "a", secret_key = "b", endpoint = "ftp://x" })
+      assert.equal("s3.config", bad.code)
+    end)
+
+    it("defaults to AWS with virtual-host style", function()
+      local c = assert(s3.client({ access_key = "a", secret_key = "b", region = "eu-central-1" }))
+      assert.equal("https://s3.eu-central-1.amazonaws.com", c.cfg.endpoint)
+      assert.is_false(c.cfg.path_style)
+      assert.matches("^https://bkt%.s3%.eu%-central%-1%.amazonaws%.com/k%?", c:presign("bkt", "k"))
+    end)
+  end)
+end)
