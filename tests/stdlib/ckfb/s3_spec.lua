@@ -95,7 +95,8 @@ describe("ckfb.s3", function()
     end)
 
     it("stats, copies and deletes one object or many", function()
-      assert(c:put(BUCKET, "meta/one", { body = "12345" }, { content_type = "text/plain", metadata = { owner = "ckfb" } }))
+      assert(c:put(BUCKET, "meta/one", { body = "12345" },
+        { content_type = "text/plain", metadata = { owner = "ckfb" } }))
       local st = assert(c:stat(BUCKET, "meta/one"))
       assert.equal(5, st.size)
       assert.equal("text/plain", st.content_type)
