@@ -76,7 +76,7 @@ setup:
 	$(Q)./.ci/setup
 
 run: $(BUILD)/ckfb
-	$(Q)$(BUILD)/ckfb demo
+	$(Q)CKFB=$(BUILD)/ckfb demo/run
 
 $(BUILD)/tests/%_test: tests/host/%_test.c host/%.c $(HOST_OBJ) $(BUILD)/obj/embedded.o | $(BUILD)/tests
 	@echo "  CC      $<"

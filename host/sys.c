@@ -3,6 +3,8 @@
 ** "ckfb.core.sys"): the embedded sources, the environment, terminals,
 ** file types, and the one message handler.
 */
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,6 +103,37 @@ static int sys_interrupted (lua_State *L) {
 }
 
 
+/* sys.mkdir(path [, mode]) -> true | nil, message, "exists"|"other": atomic, so a lock can be one */
+static int sys_mkdir (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mode_t mode = (mode_t)luaL_optinteger(L, 2, 0700);
+  if (mkdir(path, mode) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  int e = errno;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", path, strerror(e));
+  lua_pushstring(L, e == EEXIST ? "exists" : "other");
+  return 3;
+}
+
+
+/* sys.getpid() -> this process's id */
+static int sys_getpid (lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+
+/* sys.alive(pid) -> true when a process with that id exists */
+static int sys_alive (lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  lua_pushboolean(L, pid > 0 && (kill(pid, 0) == 0 || errno == EPERM));
+  return 1;
+}
+
+
 /* sys.error_meta() -> the metatable of ckfb's structured errors */
 static int sys_error_meta (lua_State *L) {
   ckfb_push_error_meta(L);
@@ -110,6 +143,9 @@ static int sys_error_meta (lua_State *L) {
 
 static const luaL_Reg sys_funcs[] = {
   {"error_meta", sys_error_meta},
+  {"mkdir", sys_mkdir},
+  {"getpid", sys_getpid},
+  {"alive", sys_alive},
   {"embedded", sys_embedded},
   {"embedded_source", sys_embedded_source},
   {"environ", sys_environ},

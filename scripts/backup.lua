@@ -1,0 +1,713 @@
+-- ckfb backup: the whole Charmed Kubeflow backup in one safe command.
+--
+-- The procedure of the CKF backup guide, made safe and verifiable:
+--   1. preflight: every check runs, then one table; a failure stops the run
+--      before anything changes (--force overrides those safe to override);
+--   2. plan: every change and action, in order, with what runs in parallel
+--      (--dry-run prints it and stops);
+--   3. setup, idempotent: the velero offer, its consumption, the four
+--      integrations, only what is missing;
+--   4. databases: at least two units, healthy, and create-backup on a
+--      non-primary unit read from the real topology (retried if it moves);
+--   5. velero: create-backup for every target; all six backups start together;
+--   6. verify: list-backups everywhere, and the objects in S3 when configured;
+--   7. record: one backup-set manifest, locally and in S3; a report.
+--
+-- This file is meant to be copied and changed by a site: `ckfb stdlib cat`
+-- is not needed, `ckfb backup` runs the shipped copy, `ckfb ./backup.lua`
+-- a site's own. Exit codes: 0 ok, 1 failed, 2 usage or configuration,
+-- 3 refused by preflight, 4 partial (some backups failed), 130 interrupted.
+local juju = require "ckfb.juju"
+local k8s = require "ckfb.k8s"
+local s3 = require "ckfb.s3"
+local json = require "ckfb.json"
+local task = require "ckfb.task"
+local log = require "ckfb.log"
+local errors = require "ckfb.error"
+local hooks = require "ckfb.hooks"
+local config = require "ckfb.config"
+local options = require "ckfb.options"
+local progress = require "ckfb.progress"
+local lock = require "ckfb.lock"
+local sys = require "ckfb.core.sys"
+local loop = require "ckfb.core.loop"
+
+local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3, partial = 4 }
+
+local OPTIONS = {
+  usage = "ckfb backup [options]",
+  summary = "Backs up Charmed Kubeflow: velero backups of its targets and MySQL backups of its databases, "
+    .. "started together, verified, and recorded as one backup set.",
+  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml; none is fine)" },
+  { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
+  { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
+  { "--report", "FILE", "also write the JSON report to FILE" },
+  { "--force", nil, "go on despite preflight failures that are safe to override" },
+  { "--restore-scale", nil, "scale the databases back to their size before the run" },
+  epilog = { "", "exit codes: 0 ok, 1 failed, 2 usage or configuration error, 3 refused by preflight,",
+    "            4 partial (some backups failed), 130 interrupted" },
+}
+
+-- The guide's names; every one can be changed in the configuration file.
+local DEFAULTS = {
+  models = { kubeflow = "kubeflow", velero = "velero" },
+  velero = { app = "velero-operator", offer = "velero-backups", endpoint = "velero-backups", wait = 900 },
+  targets = { "minio:velero-backup-config", "mlmd:velero-backup-config",
+    "kubeflow-profiles:profiles-backup-config", "kubeflow-profiles:user-workloads-backup-config" },
+  databases = { "kfp-db", "katib-db" },
+  database = { min_units = 2, wait = 900, retries = 3 },
+  kubernetes = { kubeconfig = "", context = "", required = true },
+  s3 = json.null,   -- optional: endpoint, region, bucket, prefix, access_key, secret_key, profile
+  hooks = {},       -- site hook files
+  state_dir = "",   -- manifests and the lock; default ~/.local/state/ckfb
+  poll = 2,         -- seconds between status polls
+}
+
+local function usage_error(message)
+  io.stderr:write("ckfb backup: ", message, " (try 'ckfb backup --help')\n")
+  return EXIT.usage
+end
+
+-------------------------------------------------------------------- preflight
+
+local function check(run, name, status, detail, overridable)
+  run.checks[#run.checks + 1] = { name = name, status = status, detail = detail, overridable = overridable or false }
+end
+
+local function has_relation(app, endpoints)
+  for _, ep in ipairs(endpoints) do
+    if app and app.relations and app.relations[ep] and #app.relations[ep] > 0 then return app.relations[ep] end
+  end
+end
+
+local function check_juju(run)
+  local cfg = run.cfg
+  local version, err = juju.version()
+  if not version then return check(run, "juju", "fail", err.message) end
+  check(run, "juju", "ok", "juju " .. version)
+  local models, merr = juju.models()
+  if not models then return check(run, "models", "fail", merr.message) end
+  local have = {}
+  for _, m in ipairs(models) do have[m] = true end
+  for _, m in ipairs { cfg.models.kubeflow, cfg.models.velero } do
+    if not have[m] then return check(run, "models", "fail", "model '" .. m .. "' not found") end
+  end
+  check(run, "models", "ok", cfg.models.kubeflow .. ", " .. cfg.models.velero)
+  return true
+end
+
+local function check_velero(run)
+  local cfg = run.cfg
+  local st, err = juju.status { model = cfg.models.velero }
+  if not st then return check(run, "velero", "fail", err.message) end
+  local app = st.applications[cfg.velero.app]
+  if not app then return check(run, "velero", "fail", cfg.velero.app .. " is not deployed in " .. cfg.models.velero) end
+  if not juju.is_active_idle(st, cfg.velero.app) then
+    return check(run, "velero", "fail", cfg.velero.app .. " is not active and idle")
+  end
+  if not has_relation(app, { "s3-credentials", "azure-storage", "azure-service-principal", "gcs-credentials" }) then
+    return check(run, "velero", "fail", cfg.velero.app .. " has no storage provider (integrate an s3-integrator)")
+  end
+  run.velero_status = st
+  check(run, "velero", "ok", cfg.velero.app .. " active, with a storage provider")
+end
+
+local function check_databases(run)
+  local cfg = run.cfg
+  local st, err = juju.status { model = cfg.models.kubeflow }
+  if not st then return check(run, "databases", "fail", err.message) end
+  run.kubeflow_status = st
+  for _, db in ipairs(cfg.databases) do
+    local app = st.applications[db]
+    local s3rel = app and has_relation(app, { "s3-parameters" })
+    if not app then
+      check(run, db, "fail", "not deployed in " .. cfg.models.kubeflow)
+    elseif (app["application-status"] or {}).current ~= "active" then
+      check(run, db, "fail", "not active")
+    elseif not s3rel then
+      check(run, db, "fail", "no s3-integrator is related to it (the guide's step 1)")
+    else
+      local integrator = s3rel[1]["related-application"]
+      local settings, cerr = juju.config(integrator, nil, { model = cfg.models.kubeflow })
+      if not settings then
+        check(run, db, "fail", cerr.message)
+      elseif (settings.bucket or "") == "" then
+        check(run, db, "fail", integrator .. " has no bucket configured")
+      else
+        run.db_storage[db] = { integrator = integrator, bucket = settings.bucket, path = settings.path or "" }
+        check(run, db, "ok", string.format("active, %d unit(s), backups to s3://%s/%s", #juju.units(st, db),
+          settings.bucket, settings.path or ""))
+      end
+    end
+  end
+end
+
+local function running_workflows(client)
+  local items, err = client:list("workflows.argoproj.io", { all_namespaces = true })
+  if not items then return nil, err end
+  local n = 0
+  for _, w in ipairs(items) do
+    local phase = w.status and w.status.phase
+    if phase == nil or phase == "Running" or phase == "Pending" then n = n + 1 end
+  end
+  return n
+end
+
+local function running_experiments(client)
+  local items, err = client:list("experiments.kubeflow.org", { all_namespaces = true })
+  if not items then return nil, err end
+  local n = 0
+  for _, e in ipairs(items) do
+    local done = false
+    for _, c in ipairs(e.status and e.status.conditions or {}) do
+      if (c.type == "Succeeded" or c.type == "Failed") and c.status == "True" then done = true end
+    end
+    if not done then n = n + 1 end
+  end
+  return n
+end
+
+local function running_notebooks(client)
+  local items, err = client:list("notebooks.kubeflow.org", { all_namespaces = true })
+  if not items then return nil, err end
+  local n = 0
+  for _, nb in ipairs(items) do
+    local ann = nb.metadata.annotations or {}
+    if not ann["kubeflow-resource-stopped"] then n = n + 1 end
+  end
+  return n
+end
+
+--- A CRD that is not installed counts as nothing running.
+local function count_or_absent(run, name, counter, client, level, what)
+  local n, err = counter(client)
+  if n == nil and errors.is(err, "k8s.unknown_resource") then return check(run, name, "ok", "not installed") end
+  if n == nil then return check(run, name, "fail", err.message, true) end
+  if n > 0 then return check(run, name, level, string.format("%d %s", n, what), true) end
+  check(run, name, "ok", "none running")
+end
+
+local function check_kubernetes(run)
+  local kcfg = run.cfg.kubernetes
+  local client, err = k8s.client { kubeconfig = kcfg.kubeconfig ~= "" and kcfg.kubeconfig or nil,
+    context = kcfg.context ~= "" and kcfg.context or nil }
+  if not client then
+    return check(run, "kubernetes", kcfg.required and "fail" or "warn",
+      err.message .. ": cannot check for running pipelines", true)
+  end
+  run.k8s = client
+  count_or_absent(run, "pipelines", running_workflows, client, "fail", "pipeline run(s) running: stop them first")
+  count_or_absent(run, "experiments", running_experiments, client, "fail", "Katib experiment(s) running: stop them first")
+  count_or_absent(run, "notebooks", running_notebooks, client, "warn", "notebook(s) running (a hook can stop them)")
+  local classes = client:list("storageclasses.storage.k8s.io") or {}
+  for _, sc in ipairs(classes) do
+    if (sc.provisioner or ""):find("microk8s", 1, true) or (sc.provisioner or ""):find("hostpath", 1, true) then
+      return check(run, "volumes", "warn", "storage class " .. sc.metadata.name .. " (" .. sc.provisioner
+        .. "): full volume backups are not supported here, as the guide says")
+    end
+  end
+  check(run, "volumes", "ok", "no hostpath storage class")
+end
+
+local function check_s3(run)
+  local s = run.cfg.s3
+  if s == json.null then return check(run, "s3", "ok", "not configured: S3 checks and manifest upload skipped") end
+  local client, err = s3.client(s)
+  if client then
+    local ok, herr = client:head_bucket(s.bucket)
+    if ok then
+      run.s3 = client
+      return check(run, "s3", "ok", "bucket " .. s.bucket .. " reachable")
+    end
+    err = herr
+  end
+  check(run, "s3", "fail", err.message, true)
+end
+
+local function check_lock(run)
+  local held, err = lock.acquire(run.state_dir, "backup-" .. run.cfg.models.kubeflow .. "-" .. run.cfg.models.velero,
+    { set = run.id })
+  if not held then return check(run, "lock", "fail", err.message) end
+  run.lock = held
+  check(run, "lock", "ok", "no other ckfb backup of these models is running")
+end
+
+local function preflight(run)
+  -- the juju-side checks run together; each writes its own lines
+  if check_juju(run) then
+    task.all { function() check_velero(run) end, function() check_databases(run) end,
+      function() check_kubernetes(run) end, function() check_s3(run) end }
+  end
+  check_lock(run)
+  local ok, herr = hooks.run("preflight", run)
+  if not ok then check(run, "hooks", "fail", herr.message) end
+  local refused = false
+  for _, c in ipairs(run.checks) do
+    if c.status == "fail" and not (run.opts.force and c.overridable) then refused = true end
+  end
+  return not refused
+end
+
+local function print_checks(run)
+  io.stderr:write("preflight:\n")
+  for _, c in ipairs(run.checks) do
+    local forced = c.status == "fail" and run.opts.force and c.overridable
+    io.stderr:write(string.format("  %-5s %-12s %s%s\n", forced and "FORCE" or c.status:upper(), c.name, c.detail or "",
+      (c.status == "fail" and c.overridable and not forced) and " (--force overrides)" or ""))
+  end
+end
+
+-------------------------------------------------------------------- plan
+
+local function split(target)
+  return target:match("^([^:]+):(.+)$")
+end
+
+local function related(st, app, endpoint, other)
+  local a = st and st.applications[app]
+  for _, r in ipairs(a and a.relations and a.relations[endpoint] or {}) do
+    if r["related-application"] == other then return true end
+  end
+  return false
+end
+
+--- Every step, in order; `chain` groups steps that run one after another,
+-- and different chains of a stage run in parallel.
+local function make_plan(run)
+  local cfg, st = run.cfg, run.kubeflow_status
+  local kf, vm, v = cfg.models.kubeflow, cfg.models.velero, cfg.velero
+  local plan = {}
+  local function step(stage, chain, id, label, done)
+    plan[#plan + 1] = { stage = stage, chain = chain, id = id, label = label, done = done or false }
+  end
+  local offered = run.velero_status and (run.velero_status.offers or {})[v.offer] ~= nil
+  step("setup", "setup", "offer", string.format("offer %s:%s as %s (model %s)", v.app, v.endpoint, v.offer, vm), offered)
+  local consumed = st and (st["application-endpoints"] or {})[v.offer] ~= nil
+  step("setup", "setup", "consume", string.format("consume %s.%s (model %s)", vm, v.offer, kf), consumed)
+  for _, target in ipairs(cfg.targets) do
+    local app, ep = split(target)
+    step("setup", "setup", "integrate " .. target, string.format("integrate %s with %s", target, v.offer),
+      related(st, app, ep, v.offer))
+  end
+  for _, db in ipairs(cfg.databases) do
+    local units = st and #juju.units(st, db) or 0
+    step("backup", "db:" .. db, "scale " .. db, string.format("scale %s to %d units (has %d)", db,
+      cfg.database.min_units, units), units >= cfg.database.min_units)
+    step("backup", "db:" .. db, "ready " .. db, "wait until every " .. db .. " unit is active and idle")
+    step("backup", "db:" .. db, "backup " .. db, "create-backup on a non-primary " .. db .. " unit")
+  end
+  for _, target in ipairs(cfg.targets) do
+    step("backup", "velero", "backup " .. target, string.format("velero create-backup target=%s model=%s", target, kf))
+  end
+  step("verify", "verify", "verify", "list-backups on velero and each database" .. (run.s3 and "; objects in S3" or ""))
+  step("record", "record", "record", "write the backup-set manifest" .. (run.s3 and " (local and S3)" or " (local)"))
+  return plan
+end
+
+local function print_plan(plan)
+  local out, stage, chain = { "plan (steps in a chain run in order; chains of a stage run in parallel):" }, nil, nil
+  for i, s in ipairs(plan) do
+    if s.stage ~= stage then out[#out + 1] = "  " .. s.stage .. ":"; stage, chain = s.stage, nil end
+    if s.chain ~= chain then out[#out + 1] = "    [" .. s.chain .. "]"; chain = s.chain end
+    out[#out + 1] = string.format("      %2d. %s%s", i, s.label, s.done and "  (already done: skipped)" or "")
+  end
+  io.stderr:write(table.concat(out, "\n"), "\n")
+end
+
+-------------------------------------------------------------------- steps
+
+--- Runs one step with the progress view and the before_step/after_step hooks.
+local function step(run, id, fn)
+  run.view:start(id)
+  local ok, herr = hooks.run("before_step", { run = run, step = id })
+  if not ok then error(herr, 0) end
+  local result, err = fn()
+  run.view:finish(id, result and "ok" or "failed", result and type(result) == "table" and result.detail or
+    (err and err.message))
+  hooks.run("after_step", { run = run, step = id, result = result, error = err })
+  return result, err
+end
+
+local function setup(run)
+  local cfg = run.cfg
+  local v, kf, vm = cfg.velero, cfg.models.kubeflow, cfg.models.velero
+  for _, s in ipairs(run.plan) do
+    if s.stage == "setup" and s.done then run.view:finish(s.id, "skipped", "already done") end
+  end
+  local function ensure(id, fn)
+    for _, s in ipairs(run.plan) do
+      if s.id == id and s.done then return true end
+    end
+    return step(run, id, function()
+      local r, err = fn()
+      if not r then return nil, err end
+      run.changes[#run.changes + 1] = id
+      return { detail = r.changed and "done" or "already there" }
+    end)
+  end
+  local ok, err = ensure("offer", function() return juju.offer(v.app .. ":" .. v.endpoint, v.offer, { model = vm }) end)
+  if not ok then return nil, err end
+  ok, err = ensure("consume", function() return juju.consume(vm .. "." .. v.offer, v.offer, { model = kf }) end)
+  if not ok then return nil, err end
+  for _, target in ipairs(cfg.targets) do
+    ok, err = ensure("integrate " .. target, function() return juju.integrate(target, v.offer, { model = kf }) end)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- The primary and the healthy non-primary units, from get-cluster-status.
+local function topology(t)
+  local status = t.results.status
+  local topo = type(status) == "table" and status.defaultreplicaset and status.defaultreplicaset.topology
+  if type(topo) ~= "table" then return nil end
+  local primary, others = nil, {}
+  for label, member in pairs(topo) do
+    local unit = label:gsub("%-(%d+)$", "/%1")
+    if member.memberrole == "primary" or member.mode == "r/w" then primary = unit
+    elseif member.status == "online" then others[#others + 1] = unit end
+  end
+  table.sort(others, function(a, b) return tonumber(a:match("%d+$")) < tonumber(b:match("%d+$")) end)
+  return primary, others
+end
+
+local function backup_database(run, db)
+  local cfg = run.cfg
+  local model = { model = cfg.models.kubeflow }
+  local result = { app = db, status = "failed" }
+  local st, err = step(run, "scale " .. db, function()
+    local s, serr = juju.status(model)
+    if not s then return nil, serr end
+    local n = #juju.units(s, db)
+    if n >= cfg.database.min_units then return { detail = n .. " units already" } end
+    run.scaled[db] = n
+    local ok, scerr = juju.scale(db, cfg.database.min_units, model)
+    if not ok then return nil, scerr end
+    return { detail = string.format("%d -> %d units", n, cfg.database.min_units) }
+  end)
+  if not st then result.error = err.message; return result end
+  st, err = step(run, "ready " .. db, function()
+    local s, werr = juju.wait(function(s)
+      return juju.is_active_idle(s, db) and #juju.units(s, db) >= cfg.database.min_units
+    end, { model = model.model, timeout = cfg.database.wait, delay = cfg.poll })
+    if not s then return nil, werr end
+    return { detail = #juju.units(s, db) .. " units active and idle" }
+  end)
+  if not st then result.error = err.message; return result end
+  local r, berr = step(run, "backup " .. db, function()
+    local last
+    for attempt = 1, cfg.database.retries do
+      local t, terr = juju.run(db .. "/leader", "get-cluster-status", nil, { model = model.model, wait = 300 })
+      if not t then return nil, terr end
+      local primary, candidates = topology(t)
+      if not candidates or #candidates == 0 then
+        last = errors.new("backup.no_secondary", db .. ": no healthy non-primary unit in the cluster topology")
+      else
+        local b, bfail = juju.run(candidates[1], "create-backup", nil, { model = model.model, wait = cfg.database.wait })
+        if b then
+          return { unit = candidates[1], primary = primary, backup_id = b.results["backup-id"],
+                   detail = "backup " .. tostring(b.results["backup-id"]) .. " on " .. candidates[1] }
+        end
+        last = bfail
+        local why = bfail.detail and bfail.detail.task and bfail.detail.task.message or ""
+        if not (why:find("primary", 1, true) or why:find("in progress", 1, true)) then return nil, bfail end
+        log.warn("%s: %s; reading the topology again (attempt %d of %d)", db, why, attempt, cfg.database.retries)
+      end
+      task.sleep(cfg.poll)
+    end
+    return nil, last
+  end)
+  if not r then result.error = berr.message; return result end
+  result.status, result.unit, result.primary, result.backup_id = "created", r.unit, r.primary, r.backup_id
+  return result
+end
+
+local function backup_velero(run, target)
+  local cfg = run.cfg
+  local result = { target = target, status = "failed" }
+  local r, err = step(run, "backup " .. target, function()
+    local t, terr = juju.run(cfg.velero.app .. "/leader", "create-backup",
+      { target = target, model = cfg.models.kubeflow }, { model = cfg.models.velero, wait = cfg.velero.wait })
+    if not t then return nil, terr end
+    return { backup_name = t.results["backup-name"], detail = tostring(t.results["backup-name"]) }
+  end)
+  if not r then result.error = err.message; return result end
+  result.status, result.backup_name = "created", r.backup_name
+  return result
+end
+
+-------------------------------------------------------------------- verify and record
+
+local function verify_velero(run)
+  local cfg = run.cfg
+  local t, err = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = cfg.models.kubeflow },
+    { model = cfg.models.velero, wait = 300 })
+  if not t then return nil, err end
+  local by_name = {}
+  for uid, b in pairs(t.results.backups or {}) do by_name[b.name] = { uid = uid, phase = b.phase } end
+  local bucket = run.velero_bucket
+  for _, r in ipairs(run.velero) do
+    local found = r.backup_name and by_name[r.backup_name]
+    r.backup_uid, r.phase = found and found.uid, found and found.phase
+    r.verified = found ~= nil and found.phase == "Completed"
+    if r.verified and run.s3 and bucket then
+      r.s3_key = "backups/" .. r.backup_name .. "/velero-backup.json"
+      r.verified = run.s3:stat(bucket, r.s3_key) ~= nil
+    end
+  end
+  return true
+end
+
+local function verify_database(run, r)
+  local cfg = run.cfg
+  if not r.backup_id then return true end
+  local t, err = juju.run(r.app .. "/leader", "list-backups", nil, { model = cfg.models.kubeflow, wait = 300 })
+  if not t then return nil, err end
+  local status = tostring(t.results.backups or ""):match(r.backup_id:gsub("%p", "%%%0") .. "%s*|[^|]*|%s*(%S+)")
+  r.verified = status == "finished"
+  local storage = run.db_storage[r.app]
+  if r.verified and run.s3 and storage then
+    local path = storage.path:gsub("^/+", ""):gsub("/+$", "")
+    r.s3_key = (path ~= "" and path .. "/" or "") .. r.backup_id .. ".md5"
+    r.verified = run.s3:stat(storage.bucket, r.s3_key) ~= nil
+  end
+  return true
+end
+
+local function velero_bucket(run)
+  local st = run.velero_status
+  local rel = st and has_relation(st.applications[run.cfg.velero.app], { "s3-credentials" })
+  if not rel then return nil end
+  local settings = juju.config(rel[1]["related-application"], nil, { model = run.cfg.models.velero })
+  return settings and settings.bucket
+end
+
+local function verify(run)
+  return step(run, "verify", function()
+    run.velero_bucket = run.s3 and velero_bucket(run)
+    local jobs = { function() return verify_velero(run) end }
+    for _, r in ipairs(run.databases) do jobs[#jobs + 1] = function() return verify_database(run, r) end end
+    local results = { task.all(jobs) }
+    for i = 1, #jobs do
+      if not results[i] then return nil, errors.new("backup.verify", "a list-backups call failed") end
+    end
+    local bad = 0
+    for _, r in ipairs(run.velero) do if not r.verified then bad = bad + 1 end end
+    for _, r in ipairs(run.databases) do if not r.verified then bad = bad + 1 end end
+    if bad > 0 then return nil, errors.new("backup.unverified", bad .. " backup(s) not found or not complete") end
+    return { detail = "every backup listed and complete" .. (run.s3 and ", objects in S3" or "") }
+  end)
+end
+
+local function manifest(run)
+  return {
+    kind = "ckfb.backup-set", version = 1, id = run.id, status = run.status, ckfb = sys.version,
+    started = run.started, finished = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    models = run.cfg.models, velero = json.array(run.velero), databases = json.array(run.databases),
+    scaled = run.scaled, changes = json.array(run.changes),
+  }
+end
+
+local function write_file(path, text)
+  local f, err = io.open(path, "w")
+  if not f then return nil, errors.new("io", "cannot write " .. tostring(err)) end
+  local ok, werr = f:write(text)
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, errors.new("io", "cannot write " .. path .. ": " .. tostring(werr or cerr)) end
+  return true
+end
+
+local function record(run)
+  return step(run, "record", function()
+    local m = manifest(run)
+    local text = json.encode(m, { pretty = true })
+    local dir = run.state_dir .. "/sets"
+    local ok, err = lock.mkdir_p(dir)
+    if ok then ok, err = write_file(dir .. "/" .. run.id .. ".json", text .. "\n") end
+    if not ok then return nil, err end
+    run.manifest_path = dir .. "/" .. run.id .. ".json"
+    if run.s3 then
+      local prefix = (run.cfg.s3.prefix or "ckfb/"):gsub("^/+", "")
+      local key = prefix .. "sets/" .. run.id .. ".json"
+      local put, perr = run.s3:put(run.cfg.s3.bucket, key, { body = text }, { content_type = "application/json" })
+      if not put then return nil, perr end
+      run.manifest_s3 = "s3://" .. run.cfg.s3.bucket .. "/" .. key
+    end
+    return { detail = run.manifest_path .. (run.manifest_s3 and (", " .. run.manifest_s3) or "") }
+  end)
+end
+
+-------------------------------------------------------------------- report
+
+local function next_steps(run)
+  local out, cfg, retry = {}, run.cfg, false
+  for _, r in ipairs(run.velero) do
+    if r.status ~= "created" then
+      retry = true
+      out[#out + 1] = string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait 15m",
+        cfg.models.velero, cfg.velero.app, r.target, cfg.models.kubeflow)
+    end
+  end
+  for _, r in ipairs(run.databases) do
+    if r.status ~= "created" then
+      retry = true
+      out[#out + 1] = string.format("juju run -m %s %s/leader get-cluster-status   (then create-backup on a "
+        .. "non-primary unit)", cfg.models.kubeflow, r.app)
+    end
+  end
+  for db, n in pairs(run.scaled) do
+    if not run.scaled_back[db] then
+      out[#out + 1] = string.format("juju scale-application -m %s %s %d   (this run scaled it up)", cfg.models.kubeflow,
+        db, n)
+    end
+  end
+  if retry or run.status == "failed" or run.status == "interrupted" then
+    table.insert(out, 1, "run `ckfb backup` again (setup is idempotent), or by hand:")
+  end
+  return out
+end
+
+local function report(run)
+  local r = manifest(run)
+  r.checks, r.plan, r.next_steps, r.error = run.checks, run.plan, next_steps(run), run.error
+  r.manifest_path, r.manifest_s3 = run.manifest_path, run.manifest_s3
+  return r
+end
+
+local function summary(run)
+  local lines = { string.format("backup set %s: %s", run.id, run.status) }
+  for _, r in ipairs(run.velero) do
+    lines[#lines + 1] = string.format("  velero   %-48s %-8s %s%s", r.target, r.status, r.backup_name or r.error or "",
+      r.verified and " (verified)" or "")
+  end
+  for _, r in ipairs(run.databases) do
+    lines[#lines + 1] = string.format("  database %-48s %-8s %s%s", r.app .. (r.unit and (" on " .. r.unit) or ""),
+      r.status, r.backup_id or r.error or "", r.verified and " (verified)" or "")
+  end
+  if run.manifest_path then lines[#lines + 1] = "manifest: " .. run.manifest_path end
+  local steps = next_steps(run)
+  if #steps > 0 then
+    lines[#lines + 1] = "next:"
+    for _, s in ipairs(steps) do lines[#lines + 1] = "  " .. s end
+  end
+  io.stderr:write(table.concat(lines, "\n"), "\n")
+end
+
+local function emit_report(run)
+  local r = report(run)
+  local text = json.encode(r, { pretty = true })
+  if run.opts.report then
+    local ok, err = write_file(run.opts.report, text .. "\n")
+    if not ok then log.error("%s", err.message) end
+  end
+  if run.opts.json then print(text) end
+end
+
+-------------------------------------------------------------------- the run
+
+local function restore_scale(run)
+  for db, n in pairs(run.scaled) do
+    if juju.scale(db, n, { model = run.cfg.models.kubeflow }) then run.scaled_back[db] = true end
+  end
+end
+
+local function execute(run)
+  local ok, err = hooks.run("before_backup", run)
+  if not ok then return nil, err end
+  ok, err = setup(run)
+  if not ok then return nil, err end
+  local jobs = {}
+  for _, db in ipairs(run.cfg.databases) do jobs[#jobs + 1] = function() return backup_database(run, db) end end
+  for _, target in ipairs(run.cfg.targets) do jobs[#jobs + 1] = function() return backup_velero(run, target) end end
+  local results = { task.all(jobs) }   -- every backup starts now; each chain reports, none raises
+  for i, db in ipairs(run.cfg.databases) do run.databases[#run.databases + 1] = results[i] or { app = db } end
+  for i = #run.cfg.databases + 1, #jobs do run.velero[#run.velero + 1] = results[i] end
+  verify(run)
+  return true
+end
+
+local function outcome(run)
+  local created, failed = 0, 0
+  for _, list in ipairs { run.velero, run.databases } do
+    for _, r in ipairs(list) do
+      if r.status == "created" and r.verified ~= false then created = created + 1 else failed = failed + 1 end
+    end
+  end
+  if failed == 0 and created > 0 then return "complete", EXIT.ok end
+  if created > 0 then return "partial", EXIT.partial end
+  return "failed", EXIT.failed
+end
+
+local function new_run(cfg, opts)
+  local state_dir = cfg.state_dir ~= "" and cfg.state_dir
+    or ((os.getenv("XDG_STATE_HOME") or ((os.getenv("HOME") or "/tmp") .. "/.local/state")) .. "/ckfb")
+  return {
+    cfg = cfg, opts = opts, id = "ckf-" .. os.date("!%Y%m%dT%H%M%SZ"), started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    state_dir = state_dir, checks = {}, db_storage = {}, velero = {}, databases = {}, scaled = {}, scaled_back = {},
+    changes = {}, status = "running",
+  }
+end
+
+local function main(args)
+  local ok, opts = pcall(options.parse, OPTIONS, args)
+  if not ok then return usage_error(opts.message or tostring(opts)) end
+  if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
+  local cfg, cerr = config.load(DEFAULTS, { file = opts.config, search = { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } })
+  if not cfg then return usage_error(cerr.message) end
+  for _, file in ipairs(cfg.hooks) do
+    local loaded, herr = hooks.load(file)
+    if not loaded then return usage_error(herr.message) end
+  end
+  local run = new_run(cfg, opts)
+  local passed = preflight(run)
+  print_checks(run)
+  if not passed then
+    run.status = "refused"
+    if run.lock then run.lock:release() end
+    emit_report(run)
+    io.stderr:write("ckfb backup: refused by preflight: nothing was changed\n")
+    return EXIT.refused
+  end
+  run.plan = make_plan(run)
+  if opts.dry_run then
+    run.lock:release()
+    if opts.json then print(json.encode({ checks = run.checks, plan = run.plan }, { pretty = true }))
+    else print_plan(run.plan) end
+    return EXIT.ok
+  end
+  print_plan(run.plan)
+  run.view = progress.new()
+  for _, s in ipairs(run.plan) do run.view:add(s.id, s.label) end
+  local called, result, failure = xpcall(execute, function(e) return e end, run)
+  local done = called and result == true
+  local err = called and failure or result   -- execute's nil, err, or what it raised
+  local code
+  if done then
+    if opts.restore_scale then restore_scale(run) end
+    run.status, code = outcome(run)
+    local recorded, rerr = record(run)
+    if not recorded then run.error = rerr.message; code = code == EXIT.ok and EXIT.partial or code end
+    hooks.run(code == EXIT.ok and "after_backup" or "on_failure", run)
+  else
+    run.status = sys.interrupted() and "interrupted" or "failed"
+    run.error = tostring(err)
+    if not sys.interrupted() then
+      if opts.restore_scale then restore_scale(run) end
+      record(run)
+      hooks.run("on_failure", run)
+    else  -- the loop is stopping: keep to local files
+      local dir = run.state_dir .. "/sets"
+      if lock.mkdir_p(dir) and write_file(dir .. "/" .. run.id .. ".json", json.encode(manifest(run), { pretty = true })) then
+        run.manifest_path = dir .. "/" .. run.id .. ".json"
+      end
+    end
+    code = EXIT.failed
+  end
+  run.lock:release()
+  summary(run)
+  emit_report(run)
+  if not done and sys.interrupted() then error(err, 0) end  -- exit 130 from the host
+  return code
+end
+
+return main({ ... })

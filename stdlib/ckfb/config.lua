@@ -1,0 +1,74 @@
+--- ckfb.config: a YAML configuration checked against a schema of defaults.
+-- Every key of the schema may be given; an unknown key is an error that
+-- names it (with its path), and so is a value of the wrong type.
+local yaml = require "ckfb.yaml"
+local json = require "ckfb.json"
+local errors = require "ckfb.error"
+local sys = require "ckfb.core.sys"
+
+local M = {}
+
+local function describe(v)
+  if v == json.null then return "null" end
+  if type(v) == "table" then return #v > 0 and "list" or "mapping" end
+  return type(v)
+end
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = copy(x) end
+  return out
+end
+
+--- Merges `given` over a copy of `defaults`, checking names and types.
+-- A default of json.null accepts a mapping (an optional section, open).
+local function merge(defaults, given, path)
+  local out = copy(defaults)
+  if given == nil or given == json.null then return out end
+  if type(given) ~= "table" or (#given > 0 and next(defaults) ~= nil and #defaults == 0) then
+    return nil, string.format("%s must be a mapping, not a %s", path, describe(given))
+  end
+  if #defaults > 0 or (next(defaults) == nil and #given > 0) then return copy(given) end  -- a list: replaced
+  for k, v in pairs(given) do
+    local where = path == "" and tostring(k) or (path .. "." .. tostring(k))
+    local d = defaults[k]
+    if d == nil then return nil, "unknown key '" .. where .. "'" end
+    if d == json.null then
+      if type(v) ~= "table" and v ~= json.null then return nil, where .. " must be a mapping" end
+      out[k] = v
+    elseif type(d) == "table" then
+      local sub, err = merge(d, v, where)
+      if not sub then return nil, err end
+      out[k] = sub
+    elseif type(v) ~= type(d) then
+      return nil, string.format("%s must be a %s, not a %s", where, type(d), describe(v))
+    else
+      out[k] = v
+    end
+  end
+  return out
+end
+
+--- load(defaults, {file =, search = {paths...}}) -> config, the file used (or nil) | nil, err
+function M.load(defaults, opts)
+  opts = opts or {}
+  local file = opts.file
+  if not file then
+    for _, candidate in ipairs(opts.search or {}) do
+      if sys.filetype(candidate) == "file" then file = candidate; break end
+    end
+  end
+  if not file then return copy(defaults) end
+  local f, ferr = io.open(file, "rb")
+  if not f then return nil, errors.new("config", "cannot read the configuration: " .. tostring(ferr)) end
+  local text = f:read("a")
+  f:close()
+  local doc, yerr = yaml.decode(text)
+  if yerr then return nil, errors.new("config", file .. ": " .. yerr.message) end
+  local config, merr = merge(defaults, doc, "")
+  if not config then return nil, errors.new("config", file .. ": " .. merr) end
+  return config, file
+end
+
+return M

@@ -1,0 +1,65 @@
+--- ckfb.options: command-line options declared as data, so a script's
+-- --help is generated from the same table that parses its arguments.
+--
+--   local spec = {
+--     usage = "ckfb backup [options]", summary = "...",
+--     { "--config", "FILE", "read the configuration from FILE" },
+--     { "--dry-run", nil, "print the plan and stop" },
+--   }
+--   local opts, rest = options.parse(spec, { ... })  -- opts.config, opts.dry_run
+--
+-- A usage error raises a ckfb.error with code "usage" (the scripts map it
+-- to exit code 2).
+local errors = require "ckfb.error"
+
+local M = {}
+
+local function key_of(flag)
+  return flag:gsub("^%-+", ""):gsub("%-", "_")
+end
+
+--- parse(spec, args) -> opts, positional arguments
+function M.parse(spec, args)
+  local by_flag = {}
+  for _, o in ipairs(spec) do by_flag[o[1]] = o end
+  local opts, rest = {}, {}
+  local i = 1
+  while args[i] do
+    local a = args[i]
+    local flag, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
+    flag = flag or a
+    local o = by_flag[flag]
+    if a == "-h" or a == "--help" then
+      opts.help = true
+    elseif o and o[2] then
+      local value = inline or args[i + 1]
+      if value == nil then errors.raise("usage", "option '" .. flag .. "' needs a value (" .. o[2] .. ")") end
+      if not inline then i = i + 1 end
+      opts[key_of(flag)] = value
+    elseif o and not inline then
+      opts[key_of(flag)] = true
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      errors.raise("usage", "unknown option '" .. a .. "'")
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, rest
+end
+
+--- help(spec) -> the text of --help
+function M.help(spec)
+  local lines = { "usage: " .. spec.usage, "" }
+  if spec.summary then lines[#lines + 1] = spec.summary; lines[#lines + 1] = "" end
+  lines[#lines + 1] = "options:"
+  for _, o in ipairs(spec) do
+    local left = o[1] .. (o[2] and (" " .. o[2]) or "")
+    lines[#lines + 1] = string.format("  %-22s %s", left, o[3])
+  end
+  lines[#lines + 1] = string.format("  %-22s %s", "-h, --help", "print this help")
+  for _, extra in ipairs(spec.epilog or {}) do lines[#lines + 1] = extra end
+  return table.concat(lines, "\n")
+end
+
+return M
