@@ -21,9 +21,9 @@ local function write(path, text)
   f:close()
 end
 
---- Restores the standard CKF world (tests/emulators/ckf-state.json) and empties the call log.
-function M.reset(change)
-  local state = json.decode(assert(read("tests/emulators/ckf-state.json")))
+--- Restores a CKF world (by default tests/emulators/ckf-state.json) and empties the call log.
+function M.reset(change, from)
+  local state = json.decode(assert(read(from or "tests/emulators/ckf-state.json")))
   if change then change(state) end
   write(M.state_path, json.encode(state))
   write(M.log_path, "")
