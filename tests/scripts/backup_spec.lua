@@ -176,3 +176,34 @@ describe("ckfb backup", function()
     assert.matches("unknown key 'models.velro'", r.stderr)
   end)
 end)
+
+describe("the example hooks", function()
+  before_each(function() fake.reset(nil, STATE) end)
+
+  it("stop running notebooks for the backup, start them again, and post the outcome", function()
+    local c = kube()
+    for _, name in ipairs { "nb-a", "nb-b" } do
+      assert(c:create("notebooks.kubeflow.org", { apiVersion = "kubeflow.org/v1", kind = "Notebook",
+        metadata = { name = name, namespace = "user-0" }, spec = {} }))
+    end
+    local config = TMP .. "/hooks-ckfb.yaml"
+    local f = assert(io.open(config, "w"))
+    f:write(assert(io.open(CONFIG)):read("a"), "hooks:\n  - examples/hooks/stop-notebooks.lua\n",
+      "  - examples/hooks/webhook.lua\n")
+    f:close()
+    local web = assert(os.getenv("CKFB_TEST_HTTP"))
+    local r = assert(proc.run({ CKFB, "backup", "--config", config },
+      { env = { CKFB_WEBHOOK_URL = web .. "/record/backup" }, timeout = 120 }))
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("stopped notebook user%-0/nb%-a", r.stderr)
+    assert.matches("started notebook user%-0/nb%-b again", r.stderr)
+    for _, name in ipairs { "nb-a", "nb-b" } do
+      local nb = assert(c:get("notebooks.kubeflow.org", name, { namespace = "user-0" }))
+      assert.is_nil((nb.metadata.annotations or {})["kubeflow-resource-stopped"])
+      assert(c:delete("notebooks.kubeflow.org", name, { namespace = "user-0" }))
+    end
+    local posted = json.decode(assert(require("ckfb.http").get(web .. "/recorded/backup")).body)
+    assert.equal("complete", posted.status)
+    assert.matches("velero minio:velero%-backup%-config: created", posted.text)
+  end)
+end)

@@ -13,15 +13,21 @@ Endpoints (any method):
   /bytes/N         N bytes of "x"
   /multi-header    two Set-Cookie headers
   /redirect        302 to /echo
+  /record/NAME     keeps the body it gets (a webhook's target); GET /recorded/NAME returns them, one per line
 """
 import hashlib
 import json
 import os
 import ssl
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+
+RECORDED = {}
+RECORD_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -64,6 +70,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"x" * int(parts[1]))
         elif parts[0] == "multi-header":
             self._send(200, b"", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+        elif parts[0] == "record":
+            with RECORD_LOCK:
+                RECORDED.setdefault(parts[1], []).append(body.decode("utf-8", "replace"))
+            self._send(200, b"recorded")
+        elif parts[0] == "recorded":
+            with RECORD_LOCK:
+                data = "\n".join(RECORDED.get(parts[1], [])).encode()
+            self._send(200, data)
         elif parts[0] == "redirect":
             self._send(302, b"", [("Location", "/echo")])
         else:
