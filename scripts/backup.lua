@@ -30,7 +30,6 @@ local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local lock = require "ckfb.lock"
 local sys = require "ckfb.core.sys"
-local loop = require "ckfb.core.loop"
 
 local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3, partial = 4 }
 
@@ -197,7 +196,8 @@ local function check_kubernetes(run)
   end
   run.k8s = client
   count_or_absent(run, "pipelines", running_workflows, client, "fail", "pipeline run(s) running: stop them first")
-  count_or_absent(run, "experiments", running_experiments, client, "fail", "Katib experiment(s) running: stop them first")
+  count_or_absent(run, "experiments", running_experiments, client, "fail",
+    "Katib experiment(s) running: stop them first")
   count_or_absent(run, "notebooks", running_notebooks, client, "warn", "notebook(s) running (a hook can stop them)")
   local classes = client:list("storageclasses.storage.k8s.io") or {}
   for _, sc in ipairs(classes) do
@@ -281,7 +281,8 @@ local function make_plan(run)
     plan[#plan + 1] = { stage = stage, chain = chain, id = id, label = label, done = done or false }
   end
   local offered = run.velero_status and (run.velero_status.offers or {})[v.offer] ~= nil
-  step("setup", "setup", "offer", string.format("offer %s:%s as %s (model %s)", v.app, v.endpoint, v.offer, vm), offered)
+  step("setup", "setup", "offer", string.format("offer %s:%s as %s (model %s)", v.app, v.endpoint, v.offer, vm),
+    offered)
   local consumed = st and (st["application-endpoints"] or {})[v.offer] ~= nil
   step("setup", "setup", "consume", string.format("consume %s.%s (model %s)", vm, v.offer, kf), consumed)
   for _, target in ipairs(cfg.targets) do
@@ -403,7 +404,8 @@ local function backup_database(run, db)
       if not candidates or #candidates == 0 then
         last = errors.new("backup.no_secondary", db .. ": no healthy non-primary unit in the cluster topology")
       else
-        local b, bfail = juju.run(candidates[1], "create-backup", nil, { model = model.model, wait = cfg.database.wait })
+        local b, bfail = juju.run(candidates[1], "create-backup", nil,
+          { model = model.model, wait = cfg.database.wait })
         if b then
           return { unit = candidates[1], primary = primary, backup_id = b.results["backup-id"],
                    detail = "backup " .. tostring(b.results["backup-id"]) .. " on " .. candidates[1] }
@@ -513,7 +515,9 @@ local function write_file(path, text)
   if not f then return nil, errors.new("io", "cannot write " .. tostring(err)) end
   local ok, werr = f:write(text)
   local closed, cerr = f:close()
-  if not ok or not closed then return nil, errors.new("io", "cannot write " .. path .. ": " .. tostring(werr or cerr)) end
+  if not ok or not closed then
+    return nil, errors.new("io", "cannot write " .. path .. ": " .. tostring(werr or cerr))
+  end
   return true
 end
 
@@ -697,7 +701,8 @@ local function main(args)
       hooks.run("on_failure", run)
     else  -- the loop is stopping: keep to local files
       local dir = run.state_dir .. "/sets"
-      if lock.mkdir_p(dir) and write_file(dir .. "/" .. run.id .. ".json", json.encode(manifest(run), { pretty = true })) then
+      local text = json.encode(manifest(run), { pretty = true })
+      if lock.mkdir_p(dir) and write_file(dir .. "/" .. run.id .. ".json", text) then
         run.manifest_path = dir .. "/" .. run.id .. ".json"
       end
     end
