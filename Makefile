@@ -90,7 +90,7 @@ test-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 test
 
 lint:
-	$(Q)luacheck -q stdlib scripts tests bench
+	$(Q)luacheck -q stdlib scripts tests bench examples
 
 check: lint test test-san
 

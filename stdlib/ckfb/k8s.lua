@@ -703,33 +703,7 @@ function M.client(opts)
   return setmetatable({ cfg = cfg, timeout = opts.timeout or 60 }, Client)
 end
 
-local default_client
-
---- The default client, made on first use from the kubeconfig or the service account.
-function M.default()
-  if not default_client then
-    local c, err = M.client()
-    if not c then return nil, err end
-    default_client = c
-  end
-  return default_client
-end
-
-for _, method in ipairs { "get", "list", "pages", "create", "replace", "patch", "delete", "watch", "logs",
-  "resolve", "request" } do
-  M[method] = function(...)
-    local c, err = M.default()
-    if not c then
-      if method ~= "pages" then return nil, err end
-      local told = false
-      return function()
-        if told then return nil end
-        told = true
-        return false, err
-      end
-    end
-    return c[method](c, ...)
-  end
-end
+require("ckfb.client").install(M, { "get", "list", "pages", "create", "replace", "patch", "delete", "watch",
+  "logs", "resolve", "request" }, { pages = true })
 
 return M

@@ -555,23 +555,7 @@ function M.client(opts)
   return setmetatable({ cfg = cfg, timeout = (opts or {}).timeout or 300 }, Client)
 end
 
-local default_client
-
-function M.default()
-  if not default_client then
-    local c, err = M.client()
-    if not c then return nil, err end
-    default_client = c
-  end
-  return default_client
-end
-
-for _, method in ipairs { "head_bucket", "list", "stat", "get", "put", "delete", "copy", "presign", "request" } do
-  M[method] = function(...)
-    local c, err = M.default()
-    if not c then return nil, err end
-    return c[method](c, ...)
-  end
-end
+require("ckfb.client").install(M, { "head_bucket", "list", "pages", "stat", "get", "put", "delete", "copy",
+  "presign", "request" }, { pages = true })
 
 return M
