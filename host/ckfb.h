@@ -19,6 +19,7 @@ const char *ckfb_last_traceback (lua_State *L);
 void ckfb_watch_interrupts (lua_State *L);
 int ckfb_interrupted (void);
 void ckfb_check_interrupt (lua_State *L);
+void ckfb_clear_interrupt (void);
 
 /* One luaopen per binding, registered in package.preload by runtime.c. */
 int luaopen_ckfb_core_loop (lua_State *L);
@@ -27,6 +28,7 @@ int luaopen_ckfb_core_http (lua_State *L);
 int luaopen_ckfb_core_yaml (lua_State *L);
 int luaopen_ckfb_core_sys (lua_State *L);
 int luaopen_ckfb_core_s3 (lua_State *L);
+int luaopen_ckfb_core_repl (lua_State *L);
 
 
 

@@ -26,6 +26,7 @@ static const luaL_Reg c_modules[] = {
   {"ckfb.core.yaml", luaopen_ckfb_core_yaml},
   {"ckfb.core.sys", luaopen_ckfb_core_sys},
   {"ckfb.core.s3", luaopen_ckfb_core_s3},
+  {"ckfb.core.repl", luaopen_ckfb_core_repl},
   {NULL, NULL}
 };
 
@@ -110,6 +111,14 @@ void ckfb_watch_interrupts (lua_State *L) {
 /* The signal that stopped the run (SIGINT, SIGTERM), or 0. */
 int ckfb_interrupted (void) {
   return interrupted;
+}
+
+
+/* The REPL goes on after a cancelled command: forget the signal and its hook. */
+void ckfb_clear_interrupt (void) {
+  interrupted = 0;
+  if (interruptible != NULL)
+    lua_sethook(interruptible, NULL, 0, 0);
 }
 
 

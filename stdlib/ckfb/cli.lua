@@ -24,6 +24,7 @@ end
 local function usage()
   return table.concat({
     "usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]",
+    "       ckfb                       the prompt (on a terminal; otherwise chunks from stdin)",
     "       ckfb stdlib list | stdlib cat MODULE",
     "",
     "Runs a Lua 5.4 script with ckfb's bindings (juju, k8s, s3, proc, http, json, yaml, task, log).",
@@ -32,6 +33,7 @@ local function usage()
     "options:",
     "  -e CODE         run CODE (in order with -l, before the script)",
     "  -l MODULE       require MODULE and set the global of that name",
+    "  -i              open the prompt (after the script and -e, if any); ckfb alone on a terminal does",
     "  -v, --verbose   more detail; repeat for more (-vv: trace)",
     "  -q, --quiet     errors and warnings only",
     "  --lib-dir DIR   search DIR first for modules (repeatable)",
@@ -77,6 +79,7 @@ local function parse(argv)
     elseif a == "-v" or a == "--verbose" then o.verbose = o.verbose + 1
     elseif a:match("^%-v+$") then o.verbose = o.verbose + #a - 1
     elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "-i" then o.interactive = true
     elseif a == "--lib-dir" then value(a)  -- _boot.lua already used it
     elseif a:match("^%-%-lib%-dir=.") then -- luacheck: ignore 542
     elseif a == "--version" then o.version = true
@@ -173,7 +176,14 @@ local function run(o, argv)
     if math.type(results[1]) == "integer" then code = results[1] end
   end
   if package.loaded["ckfb.task"] then package.loaded["ckfb.task"].finish() end
+  if o.interactive then return M.prompt(true) end
   return code
+end
+
+--- The REPL: interactive on a terminal, chunks from stdin otherwise.
+function M.prompt(interactive)
+  require("ckfb.strict").disable(_G)
+  return require("ckfb.repl").run { interactive = interactive }
 end
 
 function M.main(argv)
@@ -186,7 +196,7 @@ function M.main(argv)
     M.verbose = o.verbose > 0
     if o.help then print(usage()); return EXIT.ok end
     if o.version then print("ckfb " .. sys.version .. " (" .. _VERSION .. ")"); return EXIT.ok end
-    if not o.script and #o.actions == 0 then print(usage()); return EXIT.ok end
+    if not o.script and #o.actions == 0 then return M.prompt(o.interactive or sys.isatty(0)) end
     return run(o, argv)
   end, function(e)
     sys.msghandler(e)  -- keeps the traceback aside for -v

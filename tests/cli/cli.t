@@ -6,8 +6,8 @@ ckfb .+ \(Lua 5\.4\) (re)
 $ ckfb --help | head -1
 usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]
 
-$ ckfb | head -1
-usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]
+$ echo '1 + 1' | ckfb
+2
 
 $ ckfb -e 'print(1 + 1)'
 2
