@@ -3,6 +3,7 @@
 ** "ckfb.core.sys"): the embedded sources, the environment, terminals,
 ** file types, and the one message handler.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -119,6 +120,29 @@ static int sys_mkdir (lua_State *L) {
 }
 
 
+/* sys.listdir(path) -> {names...} sorted by the caller | nil, message */
+static int sys_listdir (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *dir = opendir(path);
+  if (dir == NULL) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  int i = 0;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    lua_pushstring(L, e->d_name);  /* may raise on memory: the DIR would leak, once */
+    lua_rawseti(L, -2, ++i);
+  }
+  closedir(dir);
+  return 1;
+}
+
+
 /* sys.getpid() -> this process's id */
 static int sys_getpid (lua_State *L) {
   lua_pushinteger(L, getpid());
@@ -144,6 +168,7 @@ static int sys_error_meta (lua_State *L) {
 static const luaL_Reg sys_funcs[] = {
   {"error_meta", sys_error_meta},
   {"mkdir", sys_mkdir},
+  {"listdir", sys_listdir},
   {"getpid", sys_getpid},
   {"alive", sys_alive},
   {"embedded", sys_embedded},

@@ -29,6 +29,7 @@ local config = require "ckfb.config"
 local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local lock = require "ckfb.lock"
+local sets = require "ckfb.sets"
 local sys = require "ckfb.core.sys"
 
 local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3, partial = 4 }
@@ -47,20 +48,8 @@ local OPTIONS = {
     "            4 partial (some backups failed), 130 interrupted" },
 }
 
--- The guide's names; every one can be changed in the configuration file.
-local DEFAULTS = {
-  models = { kubeflow = "kubeflow", velero = "velero" },
-  velero = { app = "velero-operator", offer = "velero-backups", endpoint = "velero-backups", wait = 900 },
-  targets = { "minio:velero-backup-config", "mlmd:velero-backup-config",
-    "kubeflow-profiles:profiles-backup-config", "kubeflow-profiles:user-workloads-backup-config" },
-  databases = { "kfp-db", "katib-db" },
-  database = { min_units = 2, wait = 900, retries = 3 },
-  kubernetes = { kubeconfig = "", context = "", required = true },
-  s3 = json.null,   -- optional: endpoint, region, bucket, prefix, access_key, secret_key, profile
-  hooks = {},       -- site hook files
-  state_dir = "",   -- manifests and the lock; default ~/.local/state/ckfb
-  poll = 2,         -- seconds between status polls
-}
+-- The configuration: the guide's names as defaults (stdlib/ckfb/sets.lua).
+local DEFAULTS = sets.DEFAULTS
 
 local function usage_error(message)
   io.stderr:write("ckfb backup: ", message, " (try 'ckfb backup --help')\n")
@@ -531,8 +520,7 @@ local function record(run)
     if not ok then return nil, err end
     run.manifest_path = dir .. "/" .. run.id .. ".json"
     if run.s3 then
-      local prefix = (run.cfg.s3.prefix or "ckfb/"):gsub("^/+", "")
-      local key = prefix .. "sets/" .. run.id .. ".json"
+      local key = sets.s3_key(run.cfg, run.id)
       local put, perr = run.s3:put(run.cfg.s3.bucket, key, { body = text }, { content_type = "application/json" })
       if not put then return nil, perr end
       run.manifest_s3 = "s3://" .. run.cfg.s3.bucket .. "/" .. key
@@ -643,8 +631,7 @@ local function outcome(run)
 end
 
 local function new_run(cfg, opts)
-  local state_dir = cfg.state_dir ~= "" and cfg.state_dir
-    or ((os.getenv("XDG_STATE_HOME") or ((os.getenv("HOME") or "/tmp") .. "/.local/state")) .. "/ckfb")
+  local state_dir = sets.state_dir(cfg)
   return {
     cfg = cfg, opts = opts, id = "ckf-" .. os.date("!%Y%m%dT%H%M%SZ"), started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     state_dir = state_dir, checks = {}, db_storage = {}, velero = {}, databases = {}, scaled = {}, scaled_back = {},

@@ -7,7 +7,7 @@
 --   hooks.on("after_backup", notify, { advisory = true })  -- its error only warns
 --
 -- Events: preflight, before_backup, before_step, after_step, after_backup,
--- on_failure. Each function gets the run's context (plan, results so far).
+-- before_restore, after_restore, on_failure. Each function gets the run's context (plan, results so far).
 -- An error in a hook fails the run unless the hook was registered advisory.
 local errors = require "ckfb.error"
 local log = require "ckfb.log"
@@ -15,7 +15,7 @@ local log = require "ckfb.log"
 local M = {}
 
 M.EVENTS = { preflight = true, before_backup = true, before_step = true, after_step = true,
-             after_backup = true, on_failure = true }
+             after_backup = true, on_failure = true, before_restore = true, after_restore = true }
 
 local registered = {}
 

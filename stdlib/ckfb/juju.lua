@@ -337,6 +337,48 @@ function M.config(app, changes, opts)
   return true
 end
 
+--- storage{model} -> {id = {kind, status, attachments, ...}} | nil, err
+function M.storage(opts)
+  local model = need_model(opts, "storage")
+  local v, err = call_json({ "storage", "-m", model, "--format", "json" }, opts.timeout or 60)
+  if not v then return nil, err end
+  return v.storage or {}
+end
+
+--- remove_storage({ids...}, {model}) -> true | nil, err
+function M.remove_storage(ids, opts)
+  local model = need_model(opts, "remove_storage")
+  local args = { "remove-storage", "-m", model }
+  for _, id in ipairs(ids) do args[#args + 1] = id end
+  local r, err = call_ok(args, opts.timeout or 120)
+  if not r then return nil, err end
+  return true
+end
+
+--- import_filesystem(provider, provider_id, storage_name, {model}) -> the new storage id | nil, err
+function M.import_filesystem(provider, provider_id, name, opts)
+  local model = need_model(opts, "import_filesystem")
+  local r, err = call_ok({ "import-filesystem", "-m", model, provider, provider_id, name, "--force" },
+    opts.timeout or 120)
+  if not r then return nil, err end
+  local id = (r.stdout .. r.stderr):match("imported storage (%S+)")
+  if not id then return nil, errors.new("juju.output", "import-filesystem did not say which storage it made") end
+  return id
+end
+
+--- add_unit(app, {model, attach_storage = id}) -> true | nil, err
+function M.add_unit(app, opts)
+  local model = need_model(opts, "add_unit")
+  local args = { "add-unit", "-m", model, app }
+  if opts.attach_storage then
+    args[#args + 1] = "--attach-storage"
+    args[#args + 1] = opts.attach_storage
+  end
+  local r, err = call_ok(args, opts.timeout or 120)
+  if not r then return nil, err end
+  return true
+end
+
 --- models() -> {short names...}, the parsed output | nil, err
 function M.models(opts)
   local v, err = call_json({ "models", "--format", "json" }, (opts or {}).timeout or 60)

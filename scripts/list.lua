@@ -1,0 +1,88 @@
+-- ckfb list: the recorded backup sets, newest first, each with its
+-- components and their live status (velero's and each database's
+-- list-backups); a set with a missing or failed component is marked.
+--   ckfb list [--config FILE] [--json]
+-- Exit codes: 0 ok, 1 failed, 2 usage or configuration error.
+local juju = require "ckfb.juju"
+local json = require "ckfb.json"
+local task = require "ckfb.task"
+local options = require "ckfb.options"
+local sets = require "ckfb.sets"
+
+local OPTIONS = {
+  usage = "ckfb list [options]",
+  summary = "Lists the backup sets ckfb recorded (locally and in S3), with the live status of every component.",
+  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml)" },
+  { "--json", nil, "print the sets as JSON" },
+}
+
+--- Live status: velero backups by name, database backups by app and id.
+local function live(cfg)
+  local velero, databases = {}, {}
+  local jobs = { function()
+    local t = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = cfg.models.kubeflow },
+      { model = cfg.models.velero, wait = 300 })
+    for uid, b in pairs(t and t.results.backups or {}) do velero[b.name] = { uid = uid, phase = b.phase } end
+    return t ~= nil
+  end }
+  for _, db in ipairs(cfg.databases) do
+    jobs[#jobs + 1] = function()
+      local t = juju.run(db .. "/leader", "list-backups", nil, { model = cfg.models.kubeflow, wait = 300 })
+      databases[db] = {}
+      for id, status in tostring(t and t.results.backups or ""):gmatch("(%d%d%d%d%-%S+)%s*|[^|]*|%s*(%S+)") do
+        databases[db][id] = status
+      end
+      return t ~= nil
+    end
+  end
+  local reachable = { task.all(jobs) }
+  return velero, databases, reachable[1]
+end
+
+--- Marks each component of a set ok, missing or failed; returns whether all are ok.
+local function check_set(m, velero, databases)
+  local complete = m.status == "complete"
+  for _, v in ipairs(m.velero or {}) do
+    local found = v.backup_name and velero[v.backup_name]
+    v.live = found and (found.phase == "Completed" and "ok" or "failed") or "missing"
+    complete = complete and v.live == "ok"
+  end
+  for _, d in ipairs(m.databases or {}) do
+    local status = d.backup_id and (databases[d.app] or {})[d.backup_id]
+    d.live = status and (status == "finished" and "ok" or "failed") or "missing"
+    complete = complete and d.live == "ok"
+  end
+  return complete
+end
+
+local function main(args)
+  local ok, opts = pcall(options.parse, OPTIONS, args)
+  if not ok then io.stderr:write("ckfb list: ", tostring(opts.message or opts), "\n"); return 2 end
+  if opts.help then print(options.help(OPTIONS)); return 0 end
+  local cfg, cerr = sets.load(opts.config)
+  if not cfg then io.stderr:write("ckfb list: ", cerr.message, "\n"); return 2 end
+  local store = sets.s3(cfg)
+  local all, err = sets.list(cfg, store)
+  if not all then io.stderr:write("ckfb list: ", err.message, "\n"); return 1 end
+  local velero, databases = live(cfg)
+  local out = {}
+  for _, entry in ipairs(all) do
+    local m = entry.manifest
+    m.complete = check_set(m, velero, databases)
+    m.stored = entry.where
+    out[#out + 1] = m
+  end
+  if opts.json then print(json.encode(json.array(out), { pretty = true })); return 0 end
+  if #out == 0 then print("no backup sets recorded yet (ckfb backup makes one)"); return 0 end
+  print(string.format("%-22s %-12s %-10s %s", "SET", "STATUS", "STORED", "COMPONENTS"))
+  for _, m in ipairs(out) do
+    local parts = {}
+    for _, v in ipairs(m.velero or {}) do parts[#parts + 1] = (v.target:match("^[^:]+") or "?") .. ":" .. v.live end
+    for _, d in ipairs(m.databases or {}) do parts[#parts + 1] = d.app .. ":" .. d.live end
+    print(string.format("%-22s %-12s %-10s %s", m.id, m.complete and "complete" or ("INCOMPLETE"),
+      table.concat(m.stored, "+"), table.concat(parts, " ")))
+  end
+  return 0
+end
+
+return main({ ... })

@@ -1,0 +1,300 @@
+-- ckfb restore: restores a backup set in the order of Canonical's restore
+-- guide, with its trap fixed: mysql-k8s restores only with one unit and a
+-- backup-id, so each database is scaled to one unit, restored from the
+-- set's backup-id, then scaled back to its size.
+--   1. scale minio and mlmd to 0 and remove their storage;
+--   2. velero restores, in the guide's order, from the set's backup UIDs;
+--   3. re-import the restored persistent volumes and add the units back;
+--   4. each database: one unit, restore backup-id=, back to its size.
+-- Every step is verified before the next. On a failure it stops and says
+-- where, with the commands to continue by hand.
+--   ckfb restore SET_ID | --latest [--components LIST] [--dry-run] [--json] [--report FILE]
+-- Exit codes: 0 restored, 1 failed, 2 usage or configuration, 3 refused by preflight.
+local juju = require "ckfb.juju"
+local k8s = require "ckfb.k8s"
+local json = require "ckfb.json"
+local log = require "ckfb.log"
+local errors = require "ckfb.error"
+local hooks = require "ckfb.hooks"
+local options = require "ckfb.options"
+local progress = require "ckfb.progress"
+local lock = require "ckfb.lock"
+local sets = require "ckfb.sets"
+
+local OPTIONS = {
+  usage = "ckfb restore SET_ID | --latest [options]",
+  summary = "Restores a backup set recorded by ckfb backup (see ckfb list).",
+  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml)" },
+  { "--latest", nil, "restore the newest set" },
+  { "--components", "LIST", "restore only these (comma-separated: minio, mlmd, the velero targets, the databases)" },
+  { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
+  { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
+  { "--report", "FILE", "also write the JSON report to FILE" },
+  epilog = { "", "exit codes: 0 restored, 1 failed, 2 usage or configuration error, 3 refused by preflight" },
+}
+
+local GUIDE_ORDER = { "minio", "mlmd", "profiles-backup-config", "user-workloads-backup-config" }
+
+local function order_of(target)
+  for i, key in ipairs(GUIDE_ORDER) do
+    if target:find(key, 1, true) then return i end
+  end
+  return #GUIDE_ORDER + 1
+end
+
+--- The components of a set that the run restores ({} = all of them).
+local function selected(opts)
+  if not opts.components then return nil end
+  local pick = {}
+  for name in opts.components:gmatch("[^,%s]+") do pick[name] = true end
+  return pick
+end
+
+local function wanted(pick, ...)
+  if not pick then return true end
+  for i = 1, select("#", ...) do if pick[select(i, ...)] then return true end end
+  return false
+end
+
+-------------------------------------------------------------------- steps
+
+local function wait_for(cfg, app, predicate, what)
+  local st, err = juju.wait(function(s) return predicate(s, app) end,
+    { model = cfg.models.kubeflow, timeout = cfg.database.wait, delay = cfg.poll })
+  if not st then return nil, errors.new(err.code, app .. ": " .. what .. ": " .. err.message) end
+  return true
+end
+
+local function units_are(n)
+  return function(s, app)
+    return #juju.units(s, app) == n and (n == 0 or juju.is_active_idle(s, app))
+  end
+end
+
+--- The restored persistent volume of a storage name: the newest whose claim names it.
+local function restored_pv(cfg, storage_name)
+  local kc = cfg.kubernetes
+  local client, err = k8s.client { kubeconfig = kc.kubeconfig ~= "" and kc.kubeconfig or nil,
+    context = kc.context ~= "" and kc.context or nil }
+  if not client then return nil, err end
+  local pvs, lerr = client:list("persistentvolumes")
+  if not pvs then return nil, lerr end
+  local best
+  for _, pv in ipairs(pvs) do
+    local claim = pv.spec and pv.spec.claimRef or {}
+    if tostring(claim.name):sub(1, #storage_name) == storage_name and claim.namespace == cfg.models.kubeflow then
+      if not best or (pv.metadata.creationTimestamp or "") > (best.metadata.creationTimestamp or "") then best = pv end
+    end
+  end
+  if not best then
+    return nil, errors.new("restore.no_volume", "no restored persistent volume claims " .. storage_name
+      .. " in namespace " .. cfg.models.kubeflow)
+  end
+  return best.metadata.name
+end
+
+--- Every step of the restore: {id, label, command (to run by hand), run = fn -> ok | nil, err}.
+local function make_plan(cfg, set, state, pick)
+  local kf, vm = cfg.models.kubeflow, cfg.models.velero
+  local plan = {}
+  local function add(id, label, command, run) plan[#plan + 1] = { id = id, label = label, command = command, run = run } end
+  local velero = {}
+  for _, v in ipairs(set.velero or {}) do
+    if wanted(pick, v.target, (v.target:match("^[^:]+")), (v.target:match(":(.+)$"))) then velero[#velero + 1] = v end
+  end
+  table.sort(velero, function(a, b) return order_of(a.target) < order_of(b.target) end)
+  local volumes = {}
+  for _, v in ipairs(velero) do
+    local app = v.target:match("^[^:]+")
+    if cfg.volumes[app] then volumes[#volumes + 1] = { app = app, storage = cfg.volumes[app] } end
+  end
+  for _, vol in ipairs(volumes) do
+    add("scale " .. vol.app .. " 0", "scale " .. vol.app .. " to 0", "juju scale-application -m " .. kf .. " " .. vol.app .. " 0",
+      function()
+        local ok, err = juju.scale(vol.app, 0, { model = kf })
+        if not ok then return nil, err end
+        return wait_for(cfg, vol.app, units_are(0), "scaling to 0")
+      end)
+    local ids = state.storage_of[vol.storage] or {}
+    add("remove " .. vol.storage, "remove the storage " .. (#ids > 0 and table.concat(ids, ", ") or vol.storage),
+      "juju remove-storage -m " .. kf .. " " .. table.concat(ids, " "), function()
+        if #ids == 0 then return true end
+        return juju.remove_storage(ids, { model = kf })
+      end)
+  end
+  for _, v in ipairs(velero) do
+    add("restore " .. v.target, "velero restore " .. v.target .. " from " .. tostring(v.backup_uid),
+      string.format("juju run -m %s %s/leader restore backup-uid=%s --wait 15m", vm, cfg.velero.app, tostring(v.backup_uid)),
+      function()
+        return juju.run(cfg.velero.app .. "/leader", "restore", { ["backup-uid"] = v.backup_uid },
+          { model = vm, wait = cfg.velero.wait })
+      end)
+  end
+  for _, vol in ipairs(volumes) do
+    local imported
+    add("import " .. vol.storage, "re-import the restored volume of " .. vol.storage,
+      "kubectl get pv; juju import-filesystem -m " .. kf .. " kubernetes <pv> " .. vol.storage .. " --force", function()
+        local pv, err = restored_pv(cfg, vol.storage)
+        if not pv then return nil, err end
+        imported, err = juju.import_filesystem("kubernetes", pv, vol.storage, { model = kf })
+        return imported, err
+      end)
+    add("add " .. vol.app, "add a " .. vol.app .. " unit with that storage",
+      "juju add-unit -m " .. kf .. " " .. vol.app .. " --attach-storage <storage id>", function()
+        local ok, err = juju.add_unit(vol.app, { model = kf, attach_storage = imported })
+        if not ok then return nil, err end
+        return wait_for(cfg, vol.app, units_are(1), "adding the unit")
+      end)
+  end
+  for _, d in ipairs(set.databases or {}) do
+    if wanted(pick, d.app) then
+      local size = math.max(state.db_units[d.app] or 1, 1)
+      add("scale " .. d.app .. " 1", "scale " .. d.app .. " to 1 unit (mysql-k8s restores only with one)",
+        "juju scale-application -m " .. kf .. " " .. d.app .. " 1", function()
+          local ok, err = juju.scale(d.app, 1, { model = kf })
+          if not ok then return nil, err end
+          return wait_for(cfg, d.app, units_are(1), "scaling to 1")
+        end)
+      add("restore " .. d.app, "restore " .. d.app .. " backup-id=" .. tostring(d.backup_id),
+        string.format("juju run -m %s %s/leader restore backup-id=%s --wait 30m", kf, d.app, tostring(d.backup_id)),
+        function()
+          local t, err = juju.run(d.app .. "/leader", "restore", { ["backup-id"] = d.backup_id },
+            { model = kf, wait = cfg.database.wait })
+          if not t then return nil, err end
+          return wait_for(cfg, d.app, units_are(1), "after the restore")
+        end)
+      if size > 1 then
+        add("scale " .. d.app .. " back", "scale " .. d.app .. " back to " .. size .. " units",
+          "juju scale-application -m " .. kf .. " " .. d.app .. " " .. size, function()
+            local ok, err = juju.scale(d.app, size, { model = kf })
+            if not ok then return nil, err end
+            return wait_for(cfg, d.app, units_are(size), "scaling back")
+          end)
+      end
+    end
+  end
+  return plan
+end
+
+-------------------------------------------------------------------- preflight
+
+local function preflight(cfg, set, pick, opts)
+  local checks, state = {}, { storage_of = {}, db_units = {} }
+  local function check(name, status, detail) checks[#checks + 1] = { name = name, status = status, detail = detail } end
+  local st, err = juju.status { model = cfg.models.kubeflow }
+  if not st then check("juju", "fail", err.message); return checks, state end
+  check("juju", "ok", "model " .. cfg.models.kubeflow .. " reachable")
+  for _, d in ipairs(set.databases or {}) do state.db_units[d.app] = #juju.units(st, d.app) end
+  local storage = juju.storage { model = cfg.models.kubeflow } or {}
+  for id in pairs(storage) do
+    local name = id:match("^(.+)/%d+$")
+    if name then
+      state.storage_of[name] = state.storage_of[name] or {}
+      table.insert(state.storage_of[name], id)
+    end
+  end
+  local missing = {}
+  for _, v in ipairs(set.velero or {}) do
+    if wanted(pick, v.target, (v.target:match("^[^:]+")), (v.target:match(":(.+)$")))
+      and (v.status ~= "created" or not v.backup_uid) then missing[#missing + 1] = v.target end
+  end
+  for _, d in ipairs(set.databases or {}) do
+    if wanted(pick, d.app) and (d.status ~= "created" or not d.backup_id) then missing[#missing + 1] = d.app end
+  end
+  if #missing > 0 then
+    check("set", "fail", "the set lacks " .. table.concat(missing, ", ")
+      .. (pick and "" or ": name what to restore with --components"))
+  else
+    check("set", "ok", set.id .. " (" .. tostring(set.status) .. ")" .. (pick and ", components " .. opts.components or ""))
+  end
+  return checks, state
+end
+
+-------------------------------------------------------------------- the run
+
+local function main(args)
+  local ok, opts, rest = pcall(options.parse, OPTIONS, args)
+  if not ok then io.stderr:write("ckfb restore: ", tostring(opts.message or opts), "\n"); return 2 end
+  if opts.help then print(options.help(OPTIONS)); return 0 end
+  local id = rest[1]
+  if not id and not opts.latest then
+    io.stderr:write("ckfb restore: name a backup set (see ckfb list) or give --latest\n")
+    return 2
+  end
+  local cfg, cerr = sets.load(opts.config)
+  if not cfg then io.stderr:write("ckfb restore: ", cerr.message, "\n"); return 2 end
+  for _, file in ipairs(cfg.hooks) do
+    local loaded, herr = hooks.load(file)
+    if not loaded then io.stderr:write("ckfb restore: ", herr.message, "\n"); return 2 end
+  end
+  local entry, ferr = sets.find(cfg, sets.s3(cfg), id)
+  if not entry then io.stderr:write("ckfb restore: ", ferr.message, "\n"); return 2 end
+  local set, pick = entry.manifest, selected(opts)
+  local checks, state = preflight(cfg, set, pick, opts)
+  local held, lerr = lock.acquire(sets.state_dir(cfg), "backup-" .. cfg.models.kubeflow .. "-" .. cfg.models.velero,
+    { restore = set.id })
+  checks[#checks + 1] = { name = "lock", status = held and "ok" or "fail", detail = held and "no other ckfb run"
+    or lerr.message }
+  io.stderr:write("preflight:\n")
+  local refused = false
+  for _, c in ipairs(checks) do
+    io.stderr:write(string.format("  %-5s %-8s %s\n", c.status:upper(), c.name, c.detail))
+    refused = refused or c.status == "fail"
+  end
+  if refused then
+    if held then held:release() end
+    io.stderr:write("ckfb restore: refused by preflight: nothing was changed\n")
+    return 3
+  end
+  local plan = make_plan(cfg, set, state, pick)
+  if opts.dry_run then
+    held:release()
+    if opts.json then
+      local out = {}
+      for i, s in ipairs(plan) do out[i] = { id = s.id, label = s.label, command = s.command } end
+      print(json.encode({ set = set.id, checks = checks, plan = out }, { pretty = true }))
+    else
+      for i, s in ipairs(plan) do io.stderr:write(string.format("%3d. %s\n       %s\n", i, s.label, s.command)) end
+    end
+    return 0
+  end
+  local run = { set = set, plan = plan, done = {}, cfg = cfg }
+  local hok, herr = hooks.run("before_restore", run)
+  local failed, failure = nil, hok and nil or herr
+  local view = progress.new()
+  for _, s in ipairs(plan) do view:add(s.id, s.label) end
+  for i, s in ipairs(plan) do
+    if failure then break end
+    view:start(s.id)
+    local result, err = s.run()
+    if not result then
+      view:finish(s.id, "failed", err and err.message)
+      failed, failure = i, err or errors.new("restore.failed", s.label .. " failed")
+    else
+      view:finish(s.id, "ok")
+      run.done[#run.done + 1] = s.id
+    end
+  end
+  held:release()
+  local report = { set = set.id, status = failure and "failed" or "restored", done = run.done,
+    failed_step = failed and plan[failed].label, error = failure and failure.message, next_steps = {} }
+  if failure then
+    for i = failed or 1, #plan do report.next_steps[#report.next_steps + 1] = plan[i].command end
+    hooks.run("on_failure", run)
+    io.stderr:write("ckfb restore: stopped at step ", tostring(failed), " (", report.failed_step or "hooks", "): ",
+      report.error, "\nto continue by hand:\n")
+    for _, c in ipairs(report.next_steps) do io.stderr:write("  ", c, "\n") end
+  else
+    hooks.run("after_restore", run)
+    log.info("restored backup set %s", set.id)
+  end
+  local text = json.encode(report, { pretty = true })
+  if opts.report then
+    local f = io.open(opts.report, "w")
+    if f then f:write(text, "\n"); f:close() end
+  end
+  if opts.json then print(text) end
+  return failure and 1 or 0
+end
+
+return main({ ... })
