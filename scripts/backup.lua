@@ -460,6 +460,7 @@ local function verify_database(run, r)
   if r.verified and run.s3 and storage then
     local path = storage.path:gsub("^/+", ""):gsub("/+$", "")
     r.s3_key = (path ~= "" and path .. "/" or "") .. r.backup_id .. ".md5"
+    r.bucket = storage.bucket
     r.verified = run.s3:stat(storage.bucket, r.s3_key) ~= nil
   end
   return true

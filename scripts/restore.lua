@@ -97,7 +97,9 @@ end
 local function make_plan(cfg, set, state, pick)
   local kf, vm = cfg.models.kubeflow, cfg.models.velero
   local plan = {}
-  local function add(id, label, command, run) plan[#plan + 1] = { id = id, label = label, command = command, run = run } end
+  local function add(id, label, command, run)
+    plan[#plan + 1] = { id = id, label = label, command = command, run = run }
+  end
   local velero = {}
   for _, v in ipairs(set.velero or {}) do
     if wanted(pick, v.target, (v.target:match("^[^:]+")), (v.target:match(":(.+)$"))) then velero[#velero + 1] = v end
@@ -109,8 +111,8 @@ local function make_plan(cfg, set, state, pick)
     if cfg.volumes[app] then volumes[#volumes + 1] = { app = app, storage = cfg.volumes[app] } end
   end
   for _, vol in ipairs(volumes) do
-    add("scale " .. vol.app .. " 0", "scale " .. vol.app .. " to 0", "juju scale-application -m " .. kf .. " " .. vol.app .. " 0",
-      function()
+    add("scale " .. vol.app .. " 0", "scale " .. vol.app .. " to 0",
+      "juju scale-application -m " .. kf .. " " .. vol.app .. " 0", function()
         local ok, err = juju.scale(vol.app, 0, { model = kf })
         if not ok then return nil, err end
         return wait_for(cfg, vol.app, units_are(0), "scaling to 0")
@@ -124,7 +126,8 @@ local function make_plan(cfg, set, state, pick)
   end
   for _, v in ipairs(velero) do
     add("restore " .. v.target, "velero restore " .. v.target .. " from " .. tostring(v.backup_uid),
-      string.format("juju run -m %s %s/leader restore backup-uid=%s --wait 15m", vm, cfg.velero.app, tostring(v.backup_uid)),
+      string.format("juju run -m %s %s/leader restore backup-uid=%s --wait 15m", vm, cfg.velero.app,
+        tostring(v.backup_uid)),
       function()
         return juju.run(cfg.velero.app .. "/leader", "restore", { ["backup-uid"] = v.backup_uid },
           { model = vm, wait = cfg.velero.wait })
@@ -205,7 +208,8 @@ local function preflight(cfg, set, pick, opts)
     check("set", "fail", "the set lacks " .. table.concat(missing, ", ")
       .. (pick and "" or ": name what to restore with --components"))
   else
-    check("set", "ok", set.id .. " (" .. tostring(set.status) .. ")" .. (pick and ", components " .. opts.components or ""))
+    check("set", "ok", set.id .. " (" .. tostring(set.status) .. ")"
+      .. (pick and ", components " .. opts.components or ""))
   end
   return checks, state
 end
