@@ -74,7 +74,8 @@ describe("ckfb restore", function()
         or line:find("^add%-unit") then
         order[#order + 1] = line:gsub(" %-m %S+", ""):gsub(" %-%-force", "")
       elseif line:find(" restore ") then
-        order[#order + 1] = "restore " .. (p["backup-uid"] and "uid" or ("backup-id " .. line:match("(%S+)/leader restore")))
+        local db = line:match("(%S+)/leader restore")
+        order[#order + 1] = "restore " .. (p["backup-uid"] and "uid" or ("backup-id " .. db))
       end
     end
     assert.same({
