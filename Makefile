@@ -37,7 +37,15 @@ LUA_SRC  = $(sort $(wildcard stdlib/*/*.lua stdlib/*.lua scripts/*.lua))
 # C unit tests: each includes the host file it tests, so it links with the rest.
 C_TESTS  = $(patsubst tests/host/%.c,$(BUILD)/tests/%,$(wildcard tests/host/*_test.c))
 
-.PHONY: all test check test-san lint bench run setup install clean help
+# Fuzzing (clang's libFuzzer): `make fuzz FUZZ_SECONDS=600` runs every target
+# of tests/fuzz for that long, seeded from tests/fuzz/corpus/<target>.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = $(basename $(notdir $(wildcard tests/fuzz/*.lua)))
+FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+               $(shell pkg-config --cflags $(PKGS) libcurl) -Ibuild-fuzz/gen -Ihost
+FUZZ_OBJ     = $(patsubst host/%.c,build-fuzz/obj/%.o,$(filter-out host/main.c,$(HOST_SRC))) build-fuzz/obj/embedded.o
+
+.PHONY: all test check test-san lint bench run setup install clean help fuzz
 all: $(BUILD)/ckfb
 
 $(BUILD)/ckfb: $(HOST_OBJ) $(BUILD)/obj/embedded.o
@@ -97,12 +105,28 @@ check: lint test test-san
 bench: build/ckfb
 	$(Q)bench/run
 
+build-fuzz/obj/%.o: host/%.c host/*.h $(BUILD)/gen/version.h
+	@mkdir -p build-fuzz/obj build-fuzz/gen && cp $(BUILD)/gen/version.h build-fuzz/gen/
+	@echo "  CLANG   $<"
+	$(Q)clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+build-fuzz/obj/embedded.o: $(BUILD)/gen/embedded.c
+	@mkdir -p build-fuzz/obj
+	$(Q)clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+build-fuzz/ckfb-fuzz: tests/fuzz/fuzz.c $(FUZZ_OBJ)
+	@echo "  LD      $@"
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Wl,-E -o $@ $^ $(LDLIBS)
+
+fuzz: build-fuzz/ckfb-fuzz
+	$(Q)tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 install: $(BUILD)/ckfb
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/ckfb $(DESTDIR)$(PREFIX)/bin/ckfb
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 help:
 	@echo "make            build build/ckfb"
@@ -111,5 +135,6 @@ help:
 	@echo "make test-san   the same under an ASan+UBSan build (build-san/ckfb)"
 	@echo "make check      lint, test and test-san"
 	@echo "make bench      run the benchmarks side by side with their peers"
+	@echo "make fuzz FUZZ_SECONDS=600   run every libFuzzer target that long"
 	@echo "make setup      install what a fresh Debian 12 lacks (needs root)"
 	@echo "make install PREFIX=/usr/local DESTDIR="

@@ -280,8 +280,10 @@ static int parse_mapping (lua_State *L, yaml_state *s, int anchors, int depth) {
     if (!parse_node(L, s, anchors, depth + 1))
       return 0;
     int kt = lua_type(L, -1);
-    if (kt == LUA_TTABLE || kt == LUA_TLIGHTUSERDATA) {
-      fail(s, line, col, "unsupported mapping key (%s)", kt == LUA_TTABLE ? "a collection" : "null");
+    int nan = kt == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1);
+    if (kt == LUA_TTABLE || kt == LUA_TLIGHTUSERDATA || nan) {
+      fail(s, line, col, "unsupported mapping key (%s)",
+           kt == LUA_TTABLE ? "a collection" : (nan ? "NaN" : "null"));
       return 0;
     }
     if (!next_event(s) || !parse_node(L, s, anchors, depth + 1))
@@ -486,17 +488,18 @@ static void emit_mapping (lua_State *L, yaml_state *s, int idx, int depth) {
   int keys = lua_gettop(L);
   size_t n = 0;
   lua_pushnil(L);
-  while (lua_next(L, idx)) {
+  while (lua_next(L, idx)) {  /* stack: key, value */
     lua_pop(L, 1);
     int kt = lua_type(L, -1);
-    if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER && kt != LUA_TBOOLEAN)
       luaL_error(L, "yaml.encode: cannot encode a %s key", lua_typename(L, kt));
+    luaL_tolstring(L, -1, NULL);  /* stack: key, text (the key itself stays as it is for lua_next) */
     lua_pushvalue(L, -1);
-    lua_pushstring(L, luaL_tolstring(L, -1, NULL));
-    lua_remove(L, -2);
-    lua_insert(L, -2);
+    if (lua_rawget(L, keys) != LUA_TNIL)  /* 1 and "1", or two floats printed alike */
+      luaL_error(L, "yaml.encode: two keys of a mapping print as '%s'", lua_tostring(L, -2));
+    lua_pop(L, 1);
     lua_pushvalue(L, -2);
-    lua_rawset(L, keys);
+    lua_rawset(L, keys);          /* keys[text] = key */
     n++;
   }
   const char **sorted = lua_newuserdatauv(L, (n ? n : 1) * sizeof *sorted, 0);

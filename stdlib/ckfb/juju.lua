@@ -107,32 +107,47 @@ local function unit_number(name)
   return tonumber(name:match("/(%d+)$")) or math.huge
 end
 
+--- The status entry of an application, or nil (also for status-errors and odd shapes).
+local function app_of(status, app)
+  local apps = type(status) == "table" and status.applications
+  local a = type(apps) == "table" and apps[app]
+  return type(a) == "table" and a or nil
+end
+
+local function units_of(a)
+  return a and type(a.units) == "table" and a.units or {}
+end
+
 --- The unit names of an application in numeric order ({} when there is none).
 function M.units(status, app)
-  local a = status.applications and status.applications[app]
   local names = {}
-  for name in pairs(a and a.units or {}) do names[#names + 1] = name end
+  for name in pairs(units_of(app_of(status, app))) do
+    if type(name) == "string" then names[#names + 1] = name end
+  end
   table.sort(names, function(x, y) return unit_number(x) < unit_number(y) end)
   return names
 end
 
 --- The leader unit of an application, or nil.
 function M.leader(status, app)
-  local a = status.applications and status.applications[app]
-  for name, unit in pairs(a and a.units or {}) do
-    if unit.leader then return name end
+  for name, unit in pairs(units_of(app_of(status, app))) do
+    if type(unit) == "table" and unit.leader == true then return name end
   end
 end
 
 --- True when the application and every unit are active, and every agent idle.
+local function current(entry, key)
+  local st = type(entry) == "table" and entry[key]
+  return type(st) == "table" and st.current or nil
+end
+
 function M.is_active_idle(status, app)
-  local a = status.applications and status.applications[app]
-  if not a or (a["application-status"] or {}).current ~= "active" then return false end
-  local units = a.units or {}
+  local a = app_of(status, app)
+  if current(a, "application-status") ~= "active" then return false end
+  local units = units_of(a)
   if next(units) == nil then return false end
   for _, unit in pairs(units) do
-    if (unit["workload-status"] or {}).current ~= "active" then return false end
-    if (unit["juju-status"] or {}).current ~= "idle" then return false end
+    if current(unit, "workload-status") ~= "active" or current(unit, "juju-status") ~= "idle" then return false end
   end
   return true
 end
@@ -141,10 +156,20 @@ end
 
 local function as_task(view)
   if type(view) ~= "table" then return nil end
+  local function text(v) return type(v) == "string" and v or nil end
   return {
-    id = view.id, unit = view.unit, status = view.status, results = view.results or {},
-    message = view.message, log = view.log or {}, timing = view.timing,
+    id = text(view.id), unit = text(view.unit), status = text(view.status),
+    results = type(view.results) == "table" and view.results or {},
+    message = text(view.message), log = type(view.log) == "table" and view.log or {}, timing = view.timing,
   }
+end
+
+--- The task in `juju run --format json` output ({unit: task}), or nil.
+function M._read_task(stdout)
+  local map = json.decode(stdout)
+  if type(map) ~= "table" then return nil end
+  local _, view = next(map)
+  return as_task(view)
 end
 
 -- A temporary --params file, removed when the variable goes out of scope
@@ -200,11 +225,8 @@ function M.run(unit, action, params, opts)
     local why = r.stderr:match("failed to schedule any tasks:%s*\n?([^\n]*)")
     return failure("juju.not_found", string.format("%s %s: %s", unit, action, why or problem(r.stderr)), argv, r)
   end
-  local map, err = decode(r, argv)
-  if not map then return nil, err end
-  local _, view = next(map)
-  local t = as_task(view)
-  if not t then return failure("juju.output", "juju run printed no task", argv, r) end
+  local t = M._read_task(r.stdout)
+  if not t then return failure("juju.output", "juju run printed no task: " .. problem(r.stdout), argv, r) end
   if t.status ~= "completed" or r.code ~= 0 then
     local why = t.message or (t.results.stderr and problem(t.results.stderr)) or t.status
     return failure("juju.action_failed", string.format("%s %s on %s failed: %s", action, unit, t.unit or "?", why),

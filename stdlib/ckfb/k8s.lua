@@ -96,9 +96,14 @@ local function resolve_path(path, base)
   return base .. "/" .. path
 end
 
+--- v when it is a table, else an empty one: a kubeconfig may hold anything.
+local function table_or_empty(v)
+  return type(v) == "table" and v or {}
+end
+
 local function by_name(list, what, file, into)
-  for _, entry in ipairs(list or {}) do
-    if type(entry) == "table" and type(entry.name) == "string" and entry[what] ~= nil then
+  for _, entry in ipairs(table_or_empty(list)) do
+    if type(entry) == "table" and type(entry.name) == "string" and type(entry[what]) == "table" then
       if not into[entry.name] then  -- the first file to define a name wins, as kubectl merges
         into[entry.name] = { value = entry[what], dir = dirname(file) }
       end
@@ -179,7 +184,7 @@ local function user_settings(cfg, user, dir)
     end
   end
   if type(user.exec) == "table" then
-    if type(user.exec.command) ~= "string" then return config_error("user exec has no command") end
+    if not text(user.exec, "command") then return config_error("user exec has no command") end
     cfg.exec = user.exec
     cfg.exec_dir = dir
   end
@@ -192,13 +197,14 @@ local function from_kubeconfig(merged, context_name)
   if not name then return config_error("the kubeconfig sets no current-context; name one with context =") end
   local ctx = merged.contexts[name]
   if not ctx then return config_error("context '%s' is not in the kubeconfig", name) end
-  local cluster = merged.clusters[ctx.value.cluster]
+  local cluster = merged.clusters[text(ctx.value, "cluster") or ""]
   if not cluster then return config_error("context '%s' names cluster '%s', which is not defined", name,
     tostring(ctx.value.cluster)) end
-  local user = ctx.value.user and merged.users[ctx.value.user]
-  if ctx.value.user and not user then return config_error("context '%s' names user '%s', which is not defined",
-    name, tostring(ctx.value.user)) end
-  local cfg = { context = name, namespace = ctx.value.namespace or "default" }
+  local user_name = text(ctx.value, "user")
+  local user = user_name and merged.users[user_name]
+  if user_name and not user then return config_error("context '%s' names user '%s', which is not defined",
+    name, user_name) end
+  local cfg = { context = name, namespace = text(ctx.value, "namespace") or "default" }
   local ok, err = cluster_settings(cfg, cluster.value, cluster.dir)
   if not ok then return nil, err end
   if user then
@@ -247,12 +253,14 @@ Client.__index = Client
 local function run_exec_plugin(self)
   local exec = self.cfg.exec
   local argv = { exec.command }
-  for _, a in ipairs(exec.args or {}) do argv[#argv + 1] = tostring(a) end
+  for _, a in ipairs(table_or_empty(exec.args)) do argv[#argv + 1] = tostring(a) end
   local env = {
     KUBERNETES_EXEC_INFO = json.encode({
       apiVersion = exec.apiVersion, kind = "ExecCredential", spec = { interactive = false } }),
   }
-  for _, e in ipairs(exec.env or {}) do env[e.name] = e.value end
+  for _, e in ipairs(table_or_empty(exec.env)) do
+    if type(e) == "table" and type(e.name) == "string" then env[e.name] = tostring(e.value) end
+  end
   local r, err = proc.run(argv, { env = env, timeout = 60, cwd = self.cfg.exec_dir })
   if not r then
     local hint = exec.installHint and (": " .. exec.installHint:gsub("\n.*", "")) or ""

@@ -117,3 +117,19 @@ list: [*base, *base]
     assert.has_error(function() yaml.encode(t) end)
   end)
 end)
+
+describe("ckfb.yaml, from fuzzing", function()
+  it("encodes numeric keys", function()
+    assert.equal('"1": a\n"2.5": b\nx: c\n', yaml.encode({ [1] = "a", [2.5] = "b", x = "c" }))
+  end)
+
+  it("refuses keys that would print alike, instead of losing one", function()
+    assert.has_error(function() yaml.encode({ [1] = "a", ["1"] = "b" }) end)
+  end)
+
+  it("refuses a NaN mapping key with a line and column", function()
+    local v, err = yaml.decode("? .nan\n: 1\n")
+    assert.is_nil(v)
+    assert.matches("unsupported mapping key %(NaN%)", err.message)
+  end)
+end)
