@@ -26,8 +26,10 @@ end
 local function merge(defaults, given, path)
   local out = copy(defaults)
   if given == nil or given == json.null then return out end
-  if type(given) ~= "table" or (#given > 0 and next(defaults) ~= nil and #defaults == 0) then
-    return nil, string.format("%s must be a mapping, not a %s", path, describe(given))
+  local want_list = #defaults > 0 or (next(defaults) == nil and path ~= "" and path:match("s$") ~= nil)
+  if type(given) ~= "table" or (#given > 0 and not want_list) then
+    return nil, string.format("%s must be a %s, not a %s", path == "" and "the configuration" or path,
+      want_list and "list" or "mapping", describe(given))
   end
   if #defaults > 0 or (next(defaults) == nil and #given > 0) then return copy(given) end  -- a list: replaced
   for k, v in pairs(given) do

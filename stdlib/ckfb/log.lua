@@ -36,8 +36,10 @@ function M.enabled(level)
 end
 
 --- Registers a value that must never be printed; returns it unchanged.
+-- Values under four bytes are not real credentials and would turn every
+-- line into stars, so they are not registered.
 function M.secret(value)
-  if type(value) == "string" and #value > 0 and not secrets[value] then
+  if type(value) == "string" and #value >= 4 and not secrets[value] then
     secrets[value] = true
     secrets[#secrets + 1] = value
     table.sort(secrets, function(a, b) return #a > #b end)  -- longest first
