@@ -45,7 +45,7 @@ FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,u
                $(shell pkg-config --cflags $(PKGS) libcurl) -Ibuild-fuzz/gen -Ihost
 FUZZ_OBJ     = $(patsubst host/%.c,build-fuzz/obj/%.o,$(filter-out host/main.c,$(HOST_SRC))) build-fuzz/obj/embedded.o
 
-.PHONY: all test check test-san lint bench run setup install clean help fuzz
+.PHONY: all test check test-san lint bench run setup install clean help fuzz valgrind
 all: $(BUILD)/ckfb
 
 $(BUILD)/ckfb: $(HOST_OBJ) $(BUILD)/obj/embedded.o
@@ -102,6 +102,14 @@ lint:
 
 check: lint test test-san
 
+# memcheck over the specs that do not measure time (valgrind slows ckfb ~30x)
+VALGRIND_SPECS = tests/stdlib/ckfb/json_spec.lua tests/stdlib/ckfb/yaml_spec.lua tests/stdlib/ckfb/log_spec.lua \
+                 tests/stdlib/ckfb/repl_spec.lua tests/stdlib/ckfb/fuzz_corpus_spec.lua tests/stdlib/ckfb/juju_spec.lua \
+                 tests/stdlib/ckfb/s3_spec.lua
+valgrind: $(BUILD)/ckfb
+	$(Q)CKFB=$(BUILD)/ckfb CKFB_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite \
+	  --errors-for-leak-kinds=definite --error-exitcode=99 --trace-children=no" tests/run $(VALGRIND_SPECS)
+
 bench: build/ckfb
 	$(Q)bench/run
 
@@ -134,6 +142,7 @@ help:
 	@echo "make test       run every test against build/ckfb"
 	@echo "make test-san   the same under an ASan+UBSan build (build-san/ckfb)"
 	@echo "make check      lint, test and test-san"
+	@echo "make valgrind   the specs that do not measure time, under valgrind memcheck"
 	@echo "make bench      run the benchmarks side by side with their peers"
 	@echo "make fuzz FUZZ_SECONDS=600   run every libFuzzer target that long"
 	@echo "make setup      install what a fresh Debian 12 lacks (needs root)"

@@ -586,14 +586,20 @@ local function summary(run)
   io.stderr:write(table.concat(lines, "\n"), "\n")
 end
 
+--- Writes the report where asked; false when the report file could not be written.
 local function emit_report(run)
   local r = report(run)
   local text = json.encode(r, { pretty = true })
+  local written = true
   if run.opts.report then
     local ok, err = write_file(run.opts.report, text .. "\n")
-    if not ok then log.error("%s", err.message) end
+    if not ok then
+      log.error("the report was not written: %s (the manifest is %s)", err.message, tostring(run.manifest_path))
+      written = false
+    end
   end
   if run.opts.json then print(text) end
+  return written
 end
 
 -------------------------------------------------------------------- the run
@@ -698,8 +704,8 @@ local function main(args)
   end
   run.lock:release()
   summary(run)
-  emit_report(run)
-  if not done and sys.interrupted() then error(err, 0) end  -- exit 130 from the host
+  if not emit_report(run) and code == EXIT.ok then code = EXIT.failed end  -- asked for, not delivered
+  if not done and sys.interrupted() then error(err, 0) end  -- 130 or 143 from the host
   return code
 end
 

@@ -1,0 +1,135 @@
+-- Faults, end to end: juju killed mid-action, an action hanging past its
+-- wait, SIGTERM mid-run, S3 down, the disk full when the report is written.
+-- Each: the right exit code, a report that says what happened, no orphaned
+-- process, the lock released.
+local proc = require "ckfb.proc"
+local json = require "ckfb.json"
+local yaml = require "ckfb.yaml"
+local task = require "ckfb.task"
+local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
+
+local CKFB = assert(os.getenv("CKFB"))
+local TMP = assert(os.getenv("CKFB_TEST_TMP"))
+local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
+local STATE = TMP .. "/juju-state.standin.json"
+local REPORT = TMP .. "/fault-report.json"
+
+local function config(change)
+  local cfg = yaml.decode(assert(io.open(STANDINS .. "/ckfb.yaml")):read("a"))
+  if change then change(cfg) end
+  local path = TMP .. "/fault-ckfb.yaml"
+  local f = assert(io.open(path, "w"))
+  f:write(yaml.encode(cfg))
+  f:close()
+  return path
+end
+
+local function report()
+  local f = io.open(REPORT)
+  if not f then return nil end
+  local r = json.decode(f:read("a"))
+  f:close()
+  return r
+end
+
+local function juju_children()
+  local r = proc.run({ "pgrep", "-f", "emulators/juju[ ]run" })
+  return r.stdout
+end
+
+local function lock_free()
+  return io.open(STANDINS .. "/state/backup-kubeflow-velero.lock") == nil
+end
+
+--- Runs `ckfb backup ARGS` while `meanwhile(pid)` runs in another task.
+local function backup_with(args, meanwhile)
+  os.remove(REPORT)
+  local pidfile = TMP .. "/fault.pid"
+  os.remove(pidfile)
+  local argv = { "sh", "-c", 'echo $$ > "$0"; exec "$@"', pidfile, CKFB, "backup", "--report", REPORT }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local result
+  task.all {
+    function() result = assert(proc.run(argv, { timeout = 120 })) end,
+    function()
+      if not meanwhile then return end
+      for _ = 1, 50 do
+        local f = io.open(pidfile)
+        if f then f:close(); break end
+        task.sleep(0.05)
+      end
+      meanwhile(assert(io.open(pidfile)):read("a"):match("%d+"))
+    end,
+  }
+  return result
+end
+
+describe("faults", function()
+  before_each(function() fake.reset(nil, STATE) end)
+
+  it("juju killed in the middle of an action: that backup fails, the others are made (exit 4)", function()
+    fake.edit(function(state)
+      state.behaviour["velero-operator/create-backup/mlmd:velero-backup-config"] = { latency = 3 }
+    end)
+    local r = backup_with({ "--config", config() }, function()
+      task.sleep(1.5)
+      proc.run({ "pkill", "-KILL", "-f", "emulators/juju run -m velero velero-operator/leader create-backup" })
+    end)
+    assert.equal(4, r.code, r.stderr)
+    local rep = report()
+    assert.equal("partial", rep.status)
+    local failed = 0
+    for _, b in ipairs(rep.velero) do if b.status ~= "created" then failed = failed + 1 end end
+    assert.is_true(failed >= 1)
+    assert.is_true(lock_free())
+    assert.equal("", juju_children())
+  end)
+
+  it("an action hanging past its wait: juju.timeout with the task id, exit 4", function()
+    fake.edit(function(state)
+      state.behaviour["velero-operator/create-backup/minio:velero-backup-config"] = { latency = 30 }
+    end)
+    local r = backup_with({ "--config", config(function(c) c.velero = { wait = 2 } end) })
+    assert.equal(4, r.code, r.stderr)
+    for _, b in ipairs(report().velero) do
+      if b.target == "minio:velero-backup-config" then
+        assert.matches("no result from .* within 2s %(task %d+ keeps running", b.error)
+      end
+    end
+    assert.is_true(lock_free())
+  end)
+
+  it("SIGTERM mid-run: exit 143, the report says interrupted, no child left, lock released", function()
+    fake.edit(function(state) state.behaviour["velero-operator/create-backup"] = { latency = 20 } end)
+    local r = backup_with({ "--config", config() }, function(pid)
+      task.sleep(2)
+      proc.run({ "kill", "-TERM", pid })
+    end)
+    assert.equal(143, r.code, r.stderr)
+    assert.matches("terminated", r.stderr)
+    assert.equal("interrupted", report().status)
+    assert.is_true(lock_free())
+    proc.run({ "sleep", "0.3" })
+    assert.equal("", juju_children())
+  end)
+
+  it("S3 down: the preflight refuses (exit 3); with --force the backup goes on without S3", function()
+    local down = config(function(c) c.s3.endpoint = "http://127.0.0.1:1" end)
+    local refused = backup_with({ "--config", down })
+    assert.equal(3, refused.code)
+    assert.matches("FAIL  s3 .*127%.0%.0%.1:1.*%(%-%-force overrides%)", refused.stderr)
+    local forced = backup_with({ "--config", down, "--force" })
+    assert.equal(0, forced.code, forced.stderr)
+    local rep = report()
+    assert.equal("complete", rep.status)
+    assert.is_nil(rep.manifest_s3)
+    assert.is_not_nil(rep.manifest_path)
+  end)
+
+  it("the disk full when the report is written: one line, exit 1, the manifest kept", function()
+    local r = assert(proc.run({ CKFB, "backup", "--config", config(), "--report", "/dev/full" }, { timeout = 120 }))
+    assert.equal(1, r.code)
+    assert.matches("the report was not written: .*No space left on device %(the manifest is .-%.json%)", r.stderr)
+    assert.is_true(lock_free())
+  end)
+end)
