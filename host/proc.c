@@ -50,6 +50,45 @@ typedef struct {
 } spawn_args;
 
 
+/*
+** Where pidfd_open is missing (Linux < 5.3, valgrind, some seccomp
+** sandboxes), a SIGCHLD self-pipe tells the loop that some child exited;
+** each op then asks waitpid about its own child.
+*/
+static int chld_pipe[2] = {-1, -1};
+
+
+static void on_sigchld (int sig) {
+  (void)sig;
+  int saved = errno;
+  ssize_t w = write(chld_pipe[1], "x", 1);  /* async-signal-safe; a full pipe is fine */
+  (void)w;
+  errno = saved;
+}
+
+
+static int watch_sigchld (void) {
+  if (chld_pipe[0] < 0) {
+    if (pipe2(chld_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+      return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
+  }
+  on_sigchld(SIGCHLD);  /* the child may have exited already: look once */
+  return 1;
+}
+
+
+static void drain_sigchld (void) {
+  char sink[64];
+  while (chld_pipe[0] >= 0 && read(chld_pipe[0], sink, sizeof sink) > 0) {}
+}
+
+
 static void close_fd (int *fd) {
   if (*fd >= 0) {
     close(*fd);
@@ -120,7 +159,8 @@ static void finish_if_complete (proc_op *p) {
 static int proc_add_fds (loop_op *op, struct curl_waitfd *fds) {
   proc_op *p = (proc_op *)op;
   int n = 0;
-  int readers[] = {p->pidfd, p->out.fd, p->err.fd};
+  int exit_fd = p->pidfd >= 0 ? p->pidfd : (p->exited ? -1 : chld_pipe[0]);
+  int readers[] = {exit_fd, p->out.fd, p->err.fd};
   for (int i = 0; i < 3; i++)
     if (readers[i] >= 0)
       fds[n++] = (struct curl_waitfd){.fd = readers[i], .events = CURL_WAIT_POLLIN};
@@ -140,6 +180,8 @@ static void proc_on_fds (loop_op *op, const struct curl_waitfd *fds, int n) {
   (void)fds;
   (void)n;
   proc_op *p = (proc_op *)op;
+  if (p->pidfd < 0)
+    drain_sigchld();
   write_stdin(p);
   read_stream(p, &p->out);
   read_stream(p, &p->err);
@@ -160,7 +202,7 @@ static void proc_on_deadline (loop_op *op, double now) {
     p->base.deadline = now + p->grace;
   } else {
     kill(-p->pid, SIGKILL);
-    p->base.deadline = 0;  /* the pidfd reports the exit */
+    p->base.deadline = 0;  /* the pidfd (or SIGCHLD) reports the exit */
   }
 }
 
@@ -362,7 +404,7 @@ static int start_child (proc_op *p, const spawn_args *a) {
   for (int i = 0; i < 3; i++)
     fcntl(i == 0 ? p->in_fd : (i == 1 ? p->out.fd : p->err.fd), F_SETFL, O_NONBLOCK);
   p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (p->pidfd < 0) {  /* Linux < 5.3: the loop has no other way to see the exit */
+  if (p->pidfd < 0 && !watch_sigchld()) {  /* no way left to see the exit */
     int saved = errno;
     proc_release(&p->base);
     return saved;
