@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +61,17 @@ static int sys_environ (lua_State *L) {
 /* sys.isatty(fd) -> boolean */
 static int sys_isatty (lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+
+/* sys.term_rows(fd) -> the terminal's height in rows, or nil */
+static int sys_term_rows (lua_State *L) {
+  struct winsize ws;
+  if (ioctl((int)luaL_checkinteger(L, 1), TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+    lua_pushinteger(L, ws.ws_row);
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -175,6 +187,7 @@ static const luaL_Reg sys_funcs[] = {
   {"embedded_source", sys_embedded_source},
   {"environ", sys_environ},
   {"isatty", sys_isatty},
+  {"term_rows", sys_term_rows},
   {"filetype", sys_filetype},
   {"set_verbose", sys_set_verbose},
   {"traceback", sys_traceback},

@@ -673,8 +673,8 @@ local function main(args)
     else print_plan(run.plan) end
     return EXIT.ok
   end
-  print_plan(run.plan)
   run.view = progress.new()
+  if not run.view.live then print_plan(run.plan) end  -- the live view shows the plan itself
   for _, s in ipairs(run.plan) do run.view:add(s.id, s.label) end
   local called, result, failure = xpcall(execute, function(e) return e end, run)
   local done = called and result == true

@@ -22,6 +22,11 @@ end
 
 function View:draw()
   if not self.live then return end
+  local rows = sys.term_rows(2)
+  if rows and #self.steps + 2 > rows then  -- cannot redraw in place: plain lines from here
+    self.live = false
+    return
+  end
   local out = {}
   if self.drawn > 0 then out[1] = string.format("\27[%dA", self.drawn) end
   local now = loop.now()

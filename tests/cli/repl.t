@@ -5,9 +5,9 @@
 $ export HOME=$(mktemp -d) R=./repl-session
 > $R start complete
 > $R literal complete 'juju.st'; $R keys complete Tab
-> $R wait complete 'ckfb> juju.status' && echo completed
+> $R wait complete 'ckfb> juju.status' 15 && echo completed
 > $R keys complete C-u; $R literal complete 'jso'; $R keys complete Tab
-> $R wait complete 'ckfb> json' && echo global completed
+> $R wait complete 'ckfb> json' 15 && echo global completed
 > $R stop complete; rm -rf "$HOME"
 completed
 global completed

@@ -250,7 +250,7 @@ describe("ckfb.s3", function()
         print(c.cfg.access_key, c.cfg.region, c.cfg.endpoint, c.cfg.path_style, c.cfg.session_token)
         assert(c:head_bucket("testbkt"))]],
         { AWS_ACCESS_KEY_ID = "AKIDTEST", AWS_SECRET_ACCESS_KEY = "testsecret", AWS_REGION = "eu-west-1",
-          AWS_ENDPOINT_URL = ENDPOINT, AWS_SESSION_TOKEN = "tok", PATH = os.getenv("PATH") })
+          AWS_ENDPOINT_URL = ENDPOINT, AWS_SESSION_TOKEN = "token-value-1", PATH = os.getenv("PATH") })
       assert.equal(0, r.code, r.stderr)
       assert.equal("AKIDTEST\teu-west-1\t" .. ENDPOINT .. "\ttrue\t***\n", r.stdout)  -- the token is redacted
     end)
