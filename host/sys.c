@@ -65,14 +65,14 @@ static int sys_isatty (lua_State *L) {
 }
 
 
-/* sys.term_rows(fd) -> the terminal's height in rows, or nil */
-static int sys_term_rows (lua_State *L) {
+/* sys.term_size(fd) -> rows, columns of the terminal, or nil */
+static int sys_term_size (lua_State *L) {
   struct winsize ws;
-  if (ioctl((int)luaL_checkinteger(L, 1), TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
-    lua_pushinteger(L, ws.ws_row);
-  else
-    lua_pushnil(L);
-  return 1;
+  if (ioctl((int)luaL_checkinteger(L, 1), TIOCGWINSZ, &ws) != 0 || ws.ws_row == 0 || ws.ws_col == 0)
+    return 0;
+  lua_pushinteger(L, ws.ws_row);
+  lua_pushinteger(L, ws.ws_col);
+  return 2;
 }
 
 
@@ -187,7 +187,7 @@ static const luaL_Reg sys_funcs[] = {
   {"embedded_source", sys_embedded_source},
   {"environ", sys_environ},
   {"isatty", sys_isatty},
-  {"term_rows", sys_term_rows},
+  {"term_size", sys_term_size},
   {"filetype", sys_filetype},
   {"set_verbose", sys_set_verbose},
   {"traceback", sys_traceback},

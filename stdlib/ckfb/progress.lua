@@ -22,7 +22,7 @@ end
 
 function View:draw()
   if not self.live then return end
-  local rows = sys.term_rows(2)
+  local rows, cols = sys.term_size(2)
   if rows and #self.steps + 2 > rows then  -- cannot redraw in place: plain lines from here
     self.live = false
     return
@@ -32,8 +32,12 @@ function View:draw()
   local now = loop.now()
   for _, s in ipairs(self.steps) do
     local elapsed = s.started and ((s.finished or now) - s.started) or nil
-    out[#out + 1] = string.format("\27[2K %s %-52s %6s  %s\n", MARKS[s.state], s.label,
+    local line = string.format(" %s %-52s %6s  %s", MARKS[s.state], s.label,
       elapsed and string.format("%.1fs", elapsed) or "", s.detail or "")
+    if cols and (utf8.len(line) or #line) >= cols then  -- a wrapped line would break the redraw
+      line = line:sub(1, (utf8.offset(line, cols) or cols) - 1)
+    end
+    out[#out + 1] = "\27[2K" .. line .. "\n"
   end
   io.stderr:write(table.concat(out))
   io.stderr:flush()

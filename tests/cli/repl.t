@@ -4,7 +4,7 @@
 # Completion of globals, fields and methods.
 $ export HOME=$(mktemp -d) R=./repl-session
 > $R start complete
-> $R literal complete 'juju.st'; $R keys complete Tab
+> $R literal complete 'juju.sta'; $R keys complete Tab
 > $R wait complete 'ckfb> juju.status' 15 && echo completed
 > $R keys complete C-u; $R literal complete 'jso'; $R keys complete Tab
 > $R wait complete 'ckfb> json' 15 && echo global completed
