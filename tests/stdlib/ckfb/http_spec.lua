@@ -9,12 +9,7 @@ local TLS = assert(os.getenv("CKFB_TEST_HTTPS"))
 local MTLS = assert(os.getenv("CKFB_TEST_MTLS"))
 local CERTS = assert(os.getenv("CKFB_TEST_CERTS"))
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = require("tests.stdlib.ckfb.helpers.capture").read
 
 local function sha256_of(path)
   return assert(proc.run({ "sha256sum", path })).stdout:match("^%x+")

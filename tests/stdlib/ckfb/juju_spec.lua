@@ -3,6 +3,7 @@ local task = require "ckfb.task"
 local log = require "ckfb.log"
 local loop = require "ckfb.core.loop"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
+local capture = require "tests.stdlib.ckfb.helpers.capture"
 
 local KF = { model = "kubeflow" }
 local VELERO = { model = "velero" }
@@ -119,19 +120,11 @@ describe("ckfb.juju", function()
     end)
 
     it("passes params in a 0600 file, removed afterwards, never in argv or a log line", function()
-      local sink_path = os.tmpname()
-      local sink = assert(io.open(sink_path, "w+"))
-      log.set_sink(sink)
-      log.set_level("trace")
       local secret = log.secret("TOPSECRET-s3-key-9f8e7d")
-      local t = juju.run("s3-integrator/leader", "sync-s3-credentials",
-        { ["access-key"] = "AKIAEXAMPLE", ["secret-key"] = secret }, KF)
-      log.set_level("info")
-      log.set_sink(nil)
-      sink:seek("set")
-      local logged = sink:read("a")
-      sink:close()
-      os.remove(sink_path)
+      local logged, t = capture.log(function()
+        return juju.run("s3-integrator/leader", "sync-s3-credentials",
+          { ["access-key"] = "AKIAEXAMPLE", ["secret-key"] = secret }, KF)
+      end)
       assert.equal("Credentials successfully updated.", assert(t).results.ok)
       local call = fake.calls()[1]
       assert.equal(secret, call.params["secret-key"])          -- it did reach juju ...

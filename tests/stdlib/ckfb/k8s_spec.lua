@@ -3,24 +3,17 @@ local http = require "ckfb.http"
 local json = require "ckfb.json"
 local proc = require "ckfb.proc"
 local task = require "ckfb.task"
-local log = require "ckfb.log"
 local loop = require "ckfb.core.loop"
 
 local SERVER = assert(os.getenv("CKFB_TEST_K8S"), "tests/run starts the Kubernetes test server")
 local CERTS = assert(os.getenv("CKFB_TEST_CERTS"))
 local TMP = assert(os.getenv("CKFB_TEST_TMP"))
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local capture = require "tests.stdlib.ckfb.helpers.capture"
+local read = capture.read
 
 local function write(path, text, mode)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  capture.write(path, text)
   if mode then assert(proc.run({ "chmod", mode, path })) end
   return path
 end
@@ -139,18 +132,8 @@ describe("ckfb.k8s", function()
     end)
 
     it("answers 401 for a wrong token as k8s.unauthorized, and never logs a token", function()
-      local sink_path = os.tmpname()
-      local sink = assert(io.open(sink_path, "w+"))
-      log.set_sink(sink)
-      log.set_level("trace")
       local c = client({ token = "wrong-secret-token" })
-      local v, err = c:list("pods")
-      log.set_level("info")
-      log.set_sink(nil)
-      sink:seek("set")
-      local logged = sink:read("a")
-      sink:close()
-      os.remove(sink_path)
+      local logged, v, err = capture.log(function() return c:list("pods") end)
       assert.is_nil(v)
       assert.equal("k8s.unauthorized", err.code)
       assert.is_nil(logged:find("wrong-secret-token", 1, true))
