@@ -25,11 +25,11 @@ local task = require "ckfb.task"
 local log = require "ckfb.log"
 local errors = require "ckfb.error"
 local hooks = require "ckfb.hooks"
-local config = require "ckfb.config"
 local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local lock = require "ckfb.lock"
 local sets = require "ckfb.sets"
+local write_file = require("ckfb.file").write
 local sys = require "ckfb.core.sys"
 
 local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3, partial = 4 }
@@ -500,16 +500,6 @@ local function manifest(run)
   }
 end
 
-local function write_file(path, text)
-  local f, err = io.open(path, "w")
-  if not f then return nil, errors.new("io", "cannot write " .. tostring(err)) end
-  local ok, werr = f:write(text)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    return nil, errors.new("io", "cannot write " .. path .. ": " .. tostring(werr or cerr))
-  end
-  return true
-end
 
 local function record(run)
   return step(run, "record", function()
@@ -650,7 +640,7 @@ local function main(args)
   local ok, opts = pcall(options.parse, OPTIONS, args)
   if not ok then return usage_error(opts.message or tostring(opts)) end
   if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
-  local cfg, cerr = config.load(DEFAULTS, { file = opts.config, search = { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } })
+  local cfg, cerr = sets.load(opts.config, DEFAULTS)
   if not cfg then return usage_error(cerr.message) end
   for _, file in ipairs(cfg.hooks) do
     local loaded, herr = hooks.load(file)

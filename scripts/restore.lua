@@ -20,6 +20,7 @@ local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local lock = require "ckfb.lock"
 local sets = require "ckfb.sets"
+local file = require "ckfb.file"
 
 local OPTIONS = {
   usage = "ckfb restore SET_ID | --latest [options]",
@@ -227,8 +228,8 @@ local function main(args)
   end
   local cfg, cerr = sets.load(opts.config)
   if not cfg then io.stderr:write("ckfb restore: ", cerr.message, "\n"); return 2 end
-  for _, file in ipairs(cfg.hooks) do
-    local loaded, herr = hooks.load(file)
+  for _, hook_file in ipairs(cfg.hooks) do
+    local loaded, herr = hooks.load(hook_file)
     if not loaded then io.stderr:write("ckfb restore: ", herr.message, "\n"); return 2 end
   end
   local entry, ferr = sets.find(cfg, sets.s3(cfg), id)
@@ -294,8 +295,8 @@ local function main(args)
   end
   local text = json.encode(report, { pretty = true })
   if opts.report then
-    local f = io.open(opts.report, "w")
-    if f then f:write(text, "\n"); f:close() end
+    local written, werr = file.write(opts.report, text .. "\n")
+    if not written then log.error("the report was not written: %s", werr.message) end
   end
   if opts.json then print(text) end
   return failure and 1 or 0

@@ -18,9 +18,7 @@ if verb == "list" then
 elseif verb == "cat" and name then
   local kind, where = stdlib.resolve(name)
   if kind == "file" then
-    local f = assert(io.open(where, "rb"))
-    io.write(f:read("a"))
-    f:close()
+    io.write(assert(require("ckfb.file").read(where)))
   elseif kind == "embedded" then
     io.write(stdlib.source(where))
   elseif kind == "preload" then

@@ -62,10 +62,8 @@ function M.load(defaults, opts)
     end
   end
   if not file then return copy(defaults) end
-  local f, ferr = io.open(file, "rb")
-  if not f then return nil, errors.new("config", "cannot read the configuration: " .. tostring(ferr)) end
-  local text = f:read("a")
-  f:close()
+  local text, ferr = require("ckfb.file").read(file)
+  if not text then return nil, errors.new("config", "cannot read the configuration: " .. tostring(ferr)) end
   local doc, yerr = yaml.decode(text)
   if yerr then return nil, errors.new("config", file .. ": " .. yerr.message) end
   local config, merr = merge(defaults, doc, "")

@@ -176,9 +176,7 @@ end
 -- (also when the task is cancelled). os.tmpname makes it with mkstemp: 0600.
 local function params_file(params)
   local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(json.encode(params))  -- JSON is YAML, and juju reads --params as YAML
-  f:close()
+  assert(require("ckfb.file").write(path, json.encode(params)))  -- JSON is YAML, and juju reads --params as YAML
   return setmetatable({ path = path }, { __close = function(t) os.remove(t.path) end })
 end
 

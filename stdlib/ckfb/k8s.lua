@@ -19,6 +19,7 @@ local task = require "ckfb.task"
 local errors = require "ckfb.error"
 local log = require "ckfb.log"
 local loop = require "ckfb.core.loop"
+local read_file = require("ckfb.file").read
 
 local M = {}
 
@@ -51,13 +52,6 @@ local function base64_decode(text)
 end
 M._base64_decode = base64_decode
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 local function config_error(fmt, ...)
   return nil, errors.new("k8s.config", string.format(fmt, ...))

@@ -4,6 +4,7 @@
 local sys = require "ckfb.core.sys"
 local json = require "ckfb.json"
 local errors = require "ckfb.error"
+local file = require "ckfb.file"
 
 local M = {}
 
@@ -22,10 +23,7 @@ local Lock = { __name = "ckfb.lock" }
 Lock.__index = Lock
 
 local function read_owner(dir)
-  local f = io.open(dir .. "/owner.json")
-  if not f then return nil end
-  local owner = json.decode(f:read("a") or "")
-  f:close()
+  local owner = json.decode(file.read(dir .. "/owner.json") or "")
   return type(owner) == "table" and owner or nil
 end
 
@@ -38,9 +36,7 @@ function M.acquire(dir, name, info)
     if sys.mkdir(path) then
       local owner = { pid = sys.getpid(), started = os.date("!%Y-%m-%dT%H:%M:%SZ") }
       for k, v in pairs(info or {}) do owner[k] = v end
-      local f = assert(io.open(path .. "/owner.json", "w"))
-      f:write(json.encode(owner))
-      f:close()
+      assert(file.write(path .. "/owner.json", json.encode(owner)))
       return setmetatable({ path = path, owner = owner }, Lock)
     end
     local owner = read_owner(path)

@@ -16,10 +16,9 @@ M.GLOBALS = { juju = "ckfb.juju", k8s = "ckfb.k8s", s3 = "ckfb.s3", json = "ckfb
 --- The configuration file's kubernetes and s3 sections, when there is one.
 local function site_config()
   for _, path in ipairs { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } do
-    local f = io.open(path)
-    if f then
-      local doc = require("ckfb.yaml").decode(f:read("a"))
-      f:close()
+    local text = require("ckfb.file").read(path)
+    if text then
+      local doc = require("ckfb.yaml").decode(text)
       return type(doc) == "table" and doc or {}
     end
   end
@@ -35,7 +34,6 @@ local function lazy(env)
     local m = require(module)
     local cfg = site_config()
     if name == "s3" and type(cfg.s3) == "table" then
-      m.client_options = cfg.s3
       local made = m.client
       m.client = function(opts) return made(opts or cfg.s3) end
     elseif name == "k8s" and type(cfg.kubernetes) == "table" then

@@ -19,6 +19,7 @@ local task = require "ckfb.task"
 local errors = require "ckfb.error"
 local log = require "ckfb.log"
 local sys = require "ckfb.core.sys"
+local read_file = require("ckfb.file").read
 
 local M = {}
 
@@ -110,13 +111,6 @@ end
 
 -------------------------------------------------------------------- configuration
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 --- Reads an AWS ini file: {section = {key = value}}.
 local function read_ini(path)

@@ -5,6 +5,7 @@ local json = require "ckfb.json"
 local config = require "ckfb.config"
 local errors = require "ckfb.error"
 local sys = require "ckfb.core.sys"
+local file = require "ckfb.file"
 
 local M = {}
 
@@ -24,9 +25,10 @@ M.DEFAULTS = {
   poll = 2,         -- seconds between status polls
 }
 
---- load(file) -> config | nil, err: --config FILE, else ./ckfb.yaml, else /etc/ckfb/ckfb.yaml
-function M.load(file)
-  return config.load(M.DEFAULTS, { file = file, search = { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } })
+--- load(path [, defaults]) -> config | nil, err: --config FILE, else ./ckfb.yaml, else
+-- /etc/ckfb/ckfb.yaml, checked against defaults (M.DEFAULTS unless a script has its own).
+function M.load(path, defaults)
+  return config.load(defaults or M.DEFAULTS, { file = path, search = { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } })
 end
 
 function M.state_dir(cfg)
@@ -45,11 +47,7 @@ function M.s3_key(cfg, id)
 end
 
 local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local v = json.decode(f:read("a") or "")
-  f:close()
-  return v
+  return json.decode(file.read(path) or "")
 end
 
 --- Every recorded set, local and in S3, newest first: {manifest, where = {"local", "s3"}}.
