@@ -18,7 +18,7 @@
 -- a site's own. Exit codes: 0 ok, 1 failed, 2 usage or configuration,
 -- 3 refused by preflight, 4 partial (some backups failed), 130 interrupted.
 local juju = require "ckfb.juju"
-local k8s = require "ckfb.k8s"
+local ckf = require "ckfb.ckf"
 local s3 = require "ckfb.s3"
 local json = require "ckfb.json"
 local task = require "ckfb.task"
@@ -29,8 +29,10 @@ local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local lock = require "ckfb.lock"
 local sets = require "ckfb.sets"
-local write_file = require("ckfb.file").write
+local file = require "ckfb.file"
+local write_file = file.write
 local sys = require "ckfb.core.sys"
+local loop = require "ckfb.core.loop"
 
 local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3, partial = 4 }
 
@@ -100,32 +102,67 @@ local function check_velero(run)
   check(run, "velero", "ok", cfg.velero.app .. " active, with a storage provider")
 end
 
+--- One database: deployed, active, related to an s3-integrator whose bucket
+-- and path mysql-k8s can list, not blocked for writes, and how many units
+-- its backup needs.
+local function check_database(run, st, db)
+  local kf = run.cfg.models.kubeflow
+  local app = st.applications[db]
+  if not app then return check(run, db, "fail", "not deployed in " .. kf) end
+  local block = ckf.s3_block(app)
+  local s3rel = has_relation(app, { "s3-parameters" })
+  local integrator = s3rel and s3rel[1]["related-application"]
+  if block then
+    return check(run, db, "fail", string.format("%s: the charm refuses backups to the S3 repository it restored "
+      .. "from; point it at a new one: juju config -m %s %s path=%s-<date>", block, kf,
+      integrator or "<s3-integrator>", db))
+  end
+  if (app["application-status"] or {}).current ~= "active" then return check(run, db, "fail", "not active") end
+  if not integrator then return check(run, db, "fail", "no s3-integrator is related to it (the guide's step 1)") end
+  local settings, cerr = juju.config(integrator, nil, { model = kf })
+  if not settings then return check(run, db, "fail", cerr.message) end
+  if (settings.bucket or "") == "" then return check(run, db, "fail", integrator .. " has no bucket configured") end
+  local path = tostring(settings.path or ""):gsub("^/+", ""):gsub("/+$", "")
+  if path == "" then  -- s3_helpers.py list_backups_in_s3_path indexes path[-1]
+    return check(run, db, "fail", string.format("%s has an empty path, on which mysql-k8s cannot list its "
+      .. "backups; set one: juju config -m %s %s path=%s", integrator, kf, integrator, db))
+  end
+  local units, why = ckf.database_units(app, run.cfg.database.min_units)
+  run.db_storage[db] = { integrator = integrator, bucket = settings.bucket, path = path }
+  run.db_units[db] = { needed = units, why = why }
+  check(run, db, "ok", string.format("active, %d unit(s) (a backup needs %d: %s), backups to s3://%s/%s",
+    #juju.units(st, db), units, why, settings.bucket, path))
+end
+
 local function check_databases(run)
-  local cfg = run.cfg
-  local st, err = juju.status { model = cfg.models.kubeflow }
+  local st, err = juju.status { model = run.cfg.models.kubeflow }
   if not st then return check(run, "databases", "fail", err.message) end
   run.kubeflow_status = st
-  for _, db in ipairs(cfg.databases) do
-    local app = st.applications[db]
-    local s3rel = app and has_relation(app, { "s3-parameters" })
-    if not app then
-      check(run, db, "fail", "not deployed in " .. cfg.models.kubeflow)
-    elseif (app["application-status"] or {}).current ~= "active" then
-      check(run, db, "fail", "not active")
-    elseif not s3rel then
-      check(run, db, "fail", "no s3-integrator is related to it (the guide's step 1)")
-    else
-      local integrator = s3rel[1]["related-application"]
-      local settings, cerr = juju.config(integrator, nil, { model = cfg.models.kubeflow })
-      if not settings then
-        check(run, db, "fail", cerr.message)
-      elseif (settings.bucket or "") == "" then
-        check(run, db, "fail", integrator .. " has no bucket configured")
+  for _, db in ipairs(run.cfg.databases) do check_database(run, st, db) end
+end
+
+--- Each target's endpoint exists on its application; user workloads only with profiles.
+local function check_targets(run)
+  local st = run.kubeflow_status
+  if not st then return end
+  for _, target in ipairs(run.cfg.targets) do
+    local missing = ckf.missing_endpoint(st, target)
+    if missing then
+      check(run, target, "fail", missing)
+    elseif target == ckf.USER_WORKLOADS and run.k8s then
+      local namespaces, err = ckf.profile_namespaces(run.k8s, run.cfg.models.kubeflow)
+      if not namespaces then
+        check(run, target, "fail", "cannot list the profile namespaces: " .. err.message, true)
+        run.targets[#run.targets + 1] = target
+      elseif #namespaces == 0 then
+        local why = "no Kubeflow profile namespaces, so kubeflow-profiles sends no user-workloads spec"
+        check(run, target, "warn", why .. ": skipped")
+        run.skipped[#run.skipped + 1] = { target = target, reason = why }
       else
-        run.db_storage[db] = { integrator = integrator, bucket = settings.bucket, path = settings.path or "" }
-        check(run, db, "ok", string.format("active, %d unit(s), backups to s3://%s/%s", #juju.units(st, db),
-          settings.bucket, settings.path or ""))
+        run.targets[#run.targets + 1] = target
       end
+    else
+      run.targets[#run.targets + 1] = target
     end
   end
 end
@@ -177,8 +214,7 @@ end
 
 local function check_kubernetes(run)
   local kcfg = run.cfg.kubernetes
-  local client, err = k8s.client { kubeconfig = kcfg.kubeconfig ~= "" and kcfg.kubeconfig or nil,
-    context = kcfg.context ~= "" and kcfg.context or nil }
+  local client, err = ckf.k8s_client(run.cfg)
   if not client then
     return check(run, "kubernetes", kcfg.required and "fail" or "warn",
       err.message .. ": cannot check for running pipelines", true)
@@ -226,6 +262,7 @@ local function preflight(run)
   if check_juju(run) then
     task.all { function() check_velero(run) end, function() check_databases(run) end,
       function() check_kubernetes(run) end, function() check_s3(run) end }
+    check_targets(run)
   end
   check_lock(run)
   local ok, herr = hooks.run("preflight", run)
@@ -280,13 +317,13 @@ local function make_plan(run)
       related(st, app, ep, v.offer))
   end
   for _, db in ipairs(cfg.databases) do
-    local units = st and #juju.units(st, db) or 0
-    step("backup", "db:" .. db, "scale " .. db, string.format("scale %s to %d units (has %d)", db,
-      cfg.database.min_units, units), units >= cfg.database.min_units)
+    local units, need = st and #juju.units(st, db) or 0, run.db_units[db]
+    step("backup", "db:" .. db, "scale " .. db, string.format("scale %s to %d units (has %d; %s)", db,
+      need.needed, units, need.why), units >= need.needed)
     step("backup", "db:" .. db, "ready " .. db, "wait until every " .. db .. " unit is active and idle")
     step("backup", "db:" .. db, "backup " .. db, "create-backup on a non-primary " .. db .. " unit")
   end
-  for _, target in ipairs(cfg.targets) do
+  for _, target in ipairs(run.targets) do
     step("backup", "velero", "backup " .. target, string.format("velero create-backup target=%s model=%s", target, kf))
   end
   step("verify", "verify", "verify", "list-backups on velero and each database" .. (run.s3 and "; objects in S3" or ""))
@@ -361,56 +398,102 @@ local function topology(t)
   return primary, others
 end
 
+--- Scales a database up to n units, remembering the size it had; -> the units it had | nil, err.
+local function grow(run, db, n)
+  local model = { model = run.cfg.models.kubeflow }
+  local s, err = juju.status(model)
+  if not s then return nil, err end
+  local have = #juju.units(s, db)
+  if have >= n then return have end
+  if run.scaled[db] == nil then run.scaled[db] = have end
+  local ok, serr = juju.scale(db, n, model)
+  if not ok then return nil, serr end
+  return have
+end
+
+local function wait_ready(run, db, n)
+  return juju.wait(function(s) return juju.is_active_idle(s, db) and #juju.units(s, db) >= n end,
+    { model = run.cfg.models.kubeflow, timeout = run.cfg.database.wait, delay = run.cfg.poll })
+end
+
+--- create-backup on a healthy non-primary unit, the topology read again when the primary
+-- moves or another backup runs; a cluster the charm finds too small grows to three.
+local function create_database_backup(run, db)
+  local cfg, kf = run.cfg, run.cfg.models.kubeflow
+  local last
+  for attempt = 1, cfg.database.retries do
+    local t, terr = juju.run(db .. "/leader", "get-cluster-status", nil, { model = kf, wait = 300 })
+    if not t then return nil, terr end
+    local primary, candidates = topology(t)
+    if not candidates or #candidates == 0 then
+      last = errors.new("backup.no_secondary", db .. ": no healthy non-primary unit in the cluster topology")
+    else
+      local b, bfail = juju.run(candidates[1], "create-backup", nil, { model = kf, wait = cfg.database.wait })
+      if b then
+        return { unit = candidates[1], primary = primary, backup_id = b.results["backup-id"],
+                 detail = "backup " .. tostring(b.results["backup-id"]) .. " on " .. candidates[1] }
+      end
+      last = bfail
+      local why = bfail.detail and bfail.detail.task and bfail.detail.task.message or ""
+      if why == ckf.MYSQL_UNHEALTHY and #candidates + 1 < 3 then
+        log.warn("%s: the charm refused a backup: %s; scaling to 3 units (attempt %d of %d)", db, why, attempt,
+          cfg.database.retries)
+        local grown, gerr = grow(run, db, 3)
+        if grown then grown, gerr = wait_ready(run, db, 3) end
+        if not grown then return nil, gerr end
+      elseif not (why:find("primary", 1, true) or why:find("in progress", 1, true)) then
+        return nil, bfail
+      else
+        log.warn("%s: %s; reading the topology again (attempt %d of %d)", db, why, attempt, cfg.database.retries)
+      end
+    end
+    task.sleep(cfg.poll)
+  end
+  return nil, last
+end
+
 local function backup_database(run, db)
-  local cfg = run.cfg
-  local model = { model = cfg.models.kubeflow }
+  local need = run.db_units[db].needed
   local result = { app = db, status = "failed" }
   local st, err = step(run, "scale " .. db, function()
-    local s, serr = juju.status(model)
-    if not s then return nil, serr end
-    local n = #juju.units(s, db)
-    if n >= cfg.database.min_units then return { detail = n .. " units already" } end
-    run.scaled[db] = n
-    local ok, scerr = juju.scale(db, cfg.database.min_units, model)
-    if not ok then return nil, scerr end
-    return { detail = string.format("%d -> %d units", n, cfg.database.min_units) }
+    local had, serr = grow(run, db, need)
+    if not had then return nil, serr end
+    if had >= need then return { detail = had .. " units already" } end
+    return { detail = string.format("%d -> %d units", had, need) }
   end)
   if not st then result.error = err.message; return result end
   st, err = step(run, "ready " .. db, function()
-    local s, werr = juju.wait(function(s)
-      return juju.is_active_idle(s, db) and #juju.units(s, db) >= cfg.database.min_units
-    end, { model = model.model, timeout = cfg.database.wait, delay = cfg.poll })
+    local s, werr = wait_ready(run, db, need)
     if not s then return nil, werr end
     return { detail = #juju.units(s, db) .. " units active and idle" }
   end)
   if not st then result.error = err.message; return result end
-  local r, berr = step(run, "backup " .. db, function()
-    local last
-    for attempt = 1, cfg.database.retries do
-      local t, terr = juju.run(db .. "/leader", "get-cluster-status", nil, { model = model.model, wait = 300 })
-      if not t then return nil, terr end
-      local primary, candidates = topology(t)
-      if not candidates or #candidates == 0 then
-        last = errors.new("backup.no_secondary", db .. ": no healthy non-primary unit in the cluster topology")
-      else
-        local b, bfail = juju.run(candidates[1], "create-backup", nil,
-          { model = model.model, wait = cfg.database.wait })
-        if b then
-          return { unit = candidates[1], primary = primary, backup_id = b.results["backup-id"],
-                   detail = "backup " .. tostring(b.results["backup-id"]) .. " on " .. candidates[1] }
-        end
-        last = bfail
-        local why = bfail.detail and bfail.detail.task and bfail.detail.task.message or ""
-        if not (why:find("primary", 1, true) or why:find("in progress", 1, true)) then return nil, bfail end
-        log.warn("%s: %s; reading the topology again (attempt %d of %d)", db, why, attempt, cfg.database.retries)
-      end
-      task.sleep(cfg.poll)
-    end
-    return nil, last
-  end)
+  local r, berr = step(run, "backup " .. db, function() return create_database_backup(run, db) end)
   if not r then result.error = berr.message; return result end
   result.status, result.unit, result.primary, result.backup_id = "created", r.unit, r.primary, r.backup_id
   return result
+end
+
+--- Follows a create-backup that outlived its --wait (the action keeps running on the
+-- unit): -> the finished task | nil, err (code backup.running while it still runs).
+local function follow_task(run, id)
+  local opts = { model = run.cfg.models.velero }
+  local deadline = loop.now() + run.cfg.velero.wait
+  while true do
+    local t, err = juju.show_task(id, opts)
+    if not t then return nil, err end
+    if t.status == "completed" then return t end
+    if t.status ~= "running" and t.status ~= "pending" then
+      return nil, errors.new("juju.action_failed", string.format("task %s %s: %s", id, tostring(t.status),
+        tostring(t.message or "")), { task = t, task_id = id })
+    end
+    if loop.now() + run.cfg.poll > deadline then
+      return nil, errors.new("backup.running", string.format("task %s is still %s after %s; follow it with "
+        .. "juju show-task -m %s %s", id, t.status, juju.go_duration(2 * run.cfg.velero.wait), opts.model, id),
+        { task_id = id })
+    end
+    task.sleep(run.cfg.poll)
+  end
 end
 
 local function backup_velero(run, target)
@@ -419,64 +502,74 @@ local function backup_velero(run, target)
   local r, err = step(run, "backup " .. target, function()
     local t, terr = juju.run(cfg.velero.app .. "/leader", "create-backup",
       { target = target, model = cfg.models.kubeflow }, { model = cfg.models.velero, wait = cfg.velero.wait })
+    if not t and errors.is(terr, "juju.timeout") and terr.detail.task_id then
+      log.warn("%s: no result within its wait; following task %s", target, terr.detail.task_id)
+      t, terr = follow_task(run, terr.detail.task_id)
+    end
     if not t then return nil, terr end
     return { backup_name = t.results["backup-name"], detail = tostring(t.results["backup-name"]) }
   end)
-  if not r then result.error = err.message; return result end
+  if not r then
+    result.error = err.message
+    if errors.is(err, "backup.running") then result.status, result.task_id = "running", err.detail.task_id end
+    return result
+  end
   result.status, result.backup_name = "created", r.backup_name
   return result
+end
+
+--- Velero runs its actions one at a time on its unit (its charmcraft.yaml declares no
+-- `parallel`), each polling its Backup for up to five minutes: the targets go in order,
+-- each with the whole wait, rather than all at once racing the same --wait in one queue.
+local function backup_velero_chain(run)
+  local out = {}
+  for _, target in ipairs(run.targets) do out[#out + 1] = backup_velero(run, target) end
+  return out
 end
 
 -------------------------------------------------------------------- verify and record
 
 local function verify_velero(run)
-  local cfg = run.cfg
-  local t, err = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = cfg.models.kubeflow },
-    { model = cfg.models.velero, wait = 300 })
-  if not t then return nil, err end
-  local by_name = {}
-  for uid, b in pairs(t.results.backups or {}) do by_name[b.name] = { uid = uid, phase = b.phase } end
-  local bucket = run.velero_bucket
+  local by_name, err = ckf.list_velero(run.cfg)
+  if not by_name then return nil, err end
+  local storage = run.velero_storage
   for _, r in ipairs(run.velero) do
     local found = r.backup_name and by_name[r.backup_name]
-    r.backup_uid, r.phase = found and found.uid, found and found.phase
+    r.backup_uid, r.phase, r.started = found and found.uid, found and found.phase, found and found.start
     r.verified = found ~= nil and found.phase == "Completed"
-    if r.verified and run.s3 and bucket then
-      r.s3_key = "backups/" .. r.backup_name .. "/velero-backup.json"
-      r.verified = run.s3:stat(bucket, r.s3_key) ~= nil
+    if r.verified and run.s3 and storage then
+      r.bucket, r.s3_key = storage.bucket, ckf.velero_key(storage.path, r.backup_name)
+      r.verified = run.s3:stat(r.bucket, r.s3_key) ~= nil
     end
   end
   return true
 end
 
 local function verify_database(run, r)
-  local cfg = run.cfg
   if not r.backup_id then return true end
-  local t, err = juju.run(r.app .. "/leader", "list-backups", nil, { model = cfg.models.kubeflow, wait = 300 })
-  if not t then return nil, err end
-  local status = tostring(t.results.backups or ""):match(r.backup_id:gsub("%p", "%%%0") .. "%s*|[^|]*|%s*(%S+)")
-  r.verified = status == "finished"
+  local backups, err = ckf.list_mysql(run.cfg, r.app)
+  if not backups then return nil, err end
+  r.verified = backups[r.backup_id] == "finished"
   local storage = run.db_storage[r.app]
   if r.verified and run.s3 and storage then
-    local path = storage.path:gsub("^/+", ""):gsub("/+$", "")
-    r.s3_key = (path ~= "" and path .. "/" or "") .. r.backup_id .. ".md5"
-    r.bucket = storage.bucket
-    r.verified = run.s3:stat(storage.bucket, r.s3_key) ~= nil
+    r.bucket, r.s3_key = storage.bucket, ckf.mysql_key(storage.path, r.backup_id)
+    r.verified = run.s3:stat(r.bucket, r.s3_key) ~= nil
   end
   return true
 end
 
-local function velero_bucket(run)
+--- The bucket and path of velero's s3-integrator: Velero writes under that path.
+local function velero_storage(run)
   local st = run.velero_status
   local rel = st and has_relation(st.applications[run.cfg.velero.app], { "s3-credentials" })
   if not rel then return nil end
   local settings = juju.config(rel[1]["related-application"], nil, { model = run.cfg.models.velero })
-  return settings and settings.bucket
+  return settings and settings.bucket and { bucket = settings.bucket, path = settings.path or "" }
 end
 
 local function verify(run)
   return step(run, "verify", function()
-    run.velero_bucket = run.s3 and velero_bucket(run)
+    run.velero_storage = run.s3 and velero_storage(run)
     local jobs = { function() return verify_velero(run) end }
     for _, r in ipairs(run.databases) do jobs[#jobs + 1] = function() return verify_database(run, r) end end
     local results = { task.all(jobs) }
@@ -496,7 +589,7 @@ local function manifest(run)
     kind = "ckfb.backup-set", version = 1, id = run.id, status = run.status, ckfb = sys.version,
     started = run.started, finished = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     models = run.cfg.models, velero = json.array(run.velero), databases = json.array(run.databases),
-    scaled = run.scaled, changes = json.array(run.changes),
+    skipped = json.array(run.skipped), scaled = run.scaled, changes = json.array(run.changes),
   }
 end
 
@@ -506,7 +599,7 @@ local function record(run)
     local m = manifest(run)
     local text = json.encode(m, { pretty = true })
     local dir = run.state_dir .. "/sets"
-    local ok, err = lock.mkdir_p(dir)
+    local ok, err = file.mkdir_p(dir)
     if ok then ok, err = write_file(dir .. "/" .. run.id .. ".json", text .. "\n") end
     if not ok then return nil, err end
     run.manifest_path = dir .. "/" .. run.id .. ".json"
@@ -525,10 +618,13 @@ end
 local function next_steps(run)
   local out, cfg, retry = {}, run.cfg, false
   for _, r in ipairs(run.velero) do
-    if r.status ~= "created" then
+    if r.status == "running" then
+      out[#out + 1] = string.format("juju show-task -m %s %s   (%s: still running)", cfg.models.velero, r.task_id,
+        r.target)
+    elseif r.status ~= "created" then
       retry = true
-      out[#out + 1] = string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait 15m",
-        cfg.models.velero, cfg.velero.app, r.target, cfg.models.kubeflow)
+      out[#out + 1] = string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait %s",
+        cfg.models.velero, cfg.velero.app, r.target, cfg.models.kubeflow, juju.go_duration(cfg.velero.wait))
     end
   end
   for _, r in ipairs(run.databases) do
@@ -607,10 +703,10 @@ local function execute(run)
   if not ok then return nil, err end
   local jobs = {}
   for _, db in ipairs(run.cfg.databases) do jobs[#jobs + 1] = function() return backup_database(run, db) end end
-  for _, target in ipairs(run.cfg.targets) do jobs[#jobs + 1] = function() return backup_velero(run, target) end end
-  local results = { task.all(jobs) }   -- every backup starts now; each chain reports, none raises
+  jobs[#jobs + 1] = function() return backup_velero_chain(run) end
+  local results = { task.all(jobs) }   -- every chain starts now; each reports, none raises
   for i, db in ipairs(run.cfg.databases) do run.databases[#run.databases + 1] = results[i] or { app = db } end
-  for i = #run.cfg.databases + 1, #jobs do run.velero[#run.velero + 1] = results[i] end
+  for _, r in ipairs(results[#jobs] or {}) do run.velero[#run.velero + 1] = r end
   verify(run)
   return true
 end
@@ -631,8 +727,8 @@ local function new_run(cfg, opts)
   local state_dir = sets.state_dir(cfg)
   return {
     cfg = cfg, opts = opts, id = "ckf-" .. os.date("!%Y%m%dT%H%M%SZ"), started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-    state_dir = state_dir, checks = {}, db_storage = {}, velero = {}, databases = {}, scaled = {}, scaled_back = {},
-    changes = {}, status = "running",
+    state_dir = state_dir, checks = {}, db_storage = {}, db_units = {}, targets = {}, skipped = {}, velero = {},
+    databases = {}, scaled = {}, scaled_back = {}, changes = {}, status = "running",
   }
 end
 
@@ -642,8 +738,8 @@ local function main(args)
   if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
   local cfg, cerr = sets.load(opts.config, DEFAULTS)
   if not cfg then return usage_error(cerr.message) end
-  for _, file in ipairs(cfg.hooks) do
-    local loaded, herr = hooks.load(file)
+  for _, hook_file in ipairs(cfg.hooks) do
+    local loaded, herr = hooks.load(hook_file)
     if not loaded then return usage_error(herr.message) end
   end
   local run = new_run(cfg, opts)
@@ -686,7 +782,7 @@ local function main(args)
     else  -- the loop is stopping: keep to local files
       local dir = run.state_dir .. "/sets"
       local text = json.encode(manifest(run), { pretty = true })
-      if lock.mkdir_p(dir) and write_file(dir .. "/" .. run.id .. ".json", text) then
+      if file.mkdir_p(dir) and write_file(dir .. "/" .. run.id .. ".json", text) then
         run.manifest_path = dir .. "/" .. run.id .. ".json"
       end
     end

@@ -3,15 +3,19 @@
 -- backup-id, so each database is scaled to one unit, restored from the
 -- set's backup-id, then scaled back to its size.
 --   1. scale minio and mlmd to 0 and remove their storage;
---   2. velero restores, in the guide's order, from the set's backup UIDs;
+--   2. velero restores, in the guide's order, of the set's backups (found by
+--      name: a Velero resync gives each Backup a new UID);
 --   3. re-import the restored persistent volumes and add the units back;
 --   4. each database: one unit, restore backup-id=, back to its size.
--- Every step is verified before the next. On a failure it stops and says
--- where, with the commands to continue by hand.
+-- Before anything destructive, the preflight proves the restore can finish:
+-- every backup of the set is listed and complete, juju can import storage
+-- on a Kubernetes model, no database is blocked for S3 writes. Every step is
+-- verified before the next. On a failure it stops and says where, with the
+-- commands to continue by hand.
 --   ckfb restore SET_ID | --latest [--components LIST] [--dry-run] [--json] [--report FILE]
 -- Exit codes: 0 restored, 1 failed, 2 usage or configuration, 3 refused by preflight.
 local juju = require "ckfb.juju"
-local k8s = require "ckfb.k8s"
+local ckf = require "ckfb.ckf"
 local json = require "ckfb.json"
 local log = require "ckfb.log"
 local errors = require "ckfb.error"
@@ -72,45 +76,70 @@ local function units_are(n)
   end
 end
 
---- The restored persistent volume of a storage name: the newest whose claim names it.
-local function restored_pv(cfg, storage_name)
-  local kc = cfg.kubernetes
-  local client, err = k8s.client { kubeconfig = kc.kubeconfig ~= "" and kc.kubeconfig or nil,
-    context = kc.context ~= "" and kc.context or nil }
-  if not client then return nil, err end
-  local pvs, lerr = client:list("persistentvolumes")
-  if not pvs then return nil, lerr end
-  local best
-  for _, pv in ipairs(pvs) do
-    local claim = pv.spec and pv.spec.claimRef or {}
-    if tostring(claim.name):sub(1, #storage_name) == storage_name and claim.namespace == cfg.models.kubeflow then
-      if not best or (pv.metadata.creationTimestamp or "") > (best.metadata.creationTimestamp or "") then best = pv end
+--- n units, each active and idle; the application active, or blocked only by the S3
+-- block a restore leaves (mysql-k8s backups.py _on_restore).
+local function database_units_are(n)
+  return function(s, app)
+    if #juju.units(s, app) ~= n then return false end
+    if juju.is_active_idle(s, app) then return true end
+    local a = s.applications[app]
+    if not ckf.s3_block(a) then return false end
+    for _, unit in pairs(a.units or {}) do
+      if (unit["workload-status"] or {}).current ~= "active" or (unit["juju-status"] or {}).current ~= "idle" then
+        return false
+      end
     end
+    return true
   end
-  if not best then
-    return nil, errors.new("restore.no_volume", "no restored persistent volume claims " .. storage_name
-      .. " in namespace " .. cfg.models.kubeflow)
+end
+
+--- The restored persistent volume of a storage: the newest claim Juju labelled with its
+-- name in the model's namespace (sidecar claims are named <app>-<storage>-<id>-<app>-<n>,
+-- juju caas/kubernetes/provider/application/application.go), and the volume bound to it.
+local function restored_pv(cfg, storage_name)
+  local client, err = ckf.k8s_client(cfg)
+  if not client then return nil, err end
+  local claims, lerr = client:list("persistentvolumeclaims", { namespace = cfg.models.kubeflow,
+    label_selector = "storage.juju.is/name=" .. storage_name })
+  if not claims then return nil, lerr end
+  table.sort(claims, function(a, b)
+    return (a.metadata.creationTimestamp or "") > (b.metadata.creationTimestamp or "")
+  end)
+  local claim = claims[1]
+  local volume = claim and claim.spec and claim.spec.volumeName
+  if type(volume) ~= "string" or volume == "" then
+    return nil, errors.new("restore.no_volume", string.format("no restored volume claim labelled "
+      .. "storage.juju.is/name=%s and bound in namespace %s", storage_name, cfg.models.kubeflow))
   end
-  return best.metadata.name
+  return volume
 end
 
 --- Every step of the restore: {id, label, command (to run by hand), run = fn -> ok | nil, err}.
+--- What the run restores: the set's velero backups in the guide's order, the volumes
+-- they bring back, and the databases.
+local function components(cfg, set, pick)
+  local velero, volumes, databases = {}, {}, {}
+  for _, v in ipairs(set.velero or {}) do
+    if wanted(pick, v.target, (v.target:match("^[^:]+")), (v.target:match(":(.+)$"))) then velero[#velero + 1] = v end
+  end
+  table.sort(velero, function(a, b) return order_of(a.target) < order_of(b.target) end)
+  for _, v in ipairs(velero) do
+    local app = v.target:match("^[^:]+")
+    if cfg.volumes[app] then volumes[#volumes + 1] = { app = app, storage = cfg.volumes[app] } end
+  end
+  for _, d in ipairs(set.databases or {}) do
+    if wanted(pick, d.app) then databases[#databases + 1] = d end
+  end
+  return velero, volumes, databases
+end
+
 local function make_plan(cfg, set, state, pick)
   local kf, vm = cfg.models.kubeflow, cfg.models.velero
   local plan = {}
   local function add(id, label, command, run)
     plan[#plan + 1] = { id = id, label = label, command = command, run = run }
   end
-  local velero = {}
-  for _, v in ipairs(set.velero or {}) do
-    if wanted(pick, v.target, (v.target:match("^[^:]+")), (v.target:match(":(.+)$"))) then velero[#velero + 1] = v end
-  end
-  table.sort(velero, function(a, b) return order_of(a.target) < order_of(b.target) end)
-  local volumes = {}
-  for _, v in ipairs(velero) do
-    local app = v.target:match("^[^:]+")
-    if cfg.volumes[app] then volumes[#volumes + 1] = { app = app, storage = cfg.volumes[app] } end
-  end
+  local velero, volumes, databases = components(cfg, set, pick)
   for _, vol in ipairs(volumes) do
     add("scale " .. vol.app .. " 0", "scale " .. vol.app .. " to 0",
       "juju scale-application -m " .. kf .. " " .. vol.app .. " 0", function()
@@ -126,18 +155,20 @@ local function make_plan(cfg, set, state, pick)
       end)
   end
   for _, v in ipairs(velero) do
-    add("restore " .. v.target, "velero restore " .. v.target .. " from " .. tostring(v.backup_uid),
-      string.format("juju run -m %s %s/leader restore backup-uid=%s --wait 15m", vm, cfg.velero.app,
-        tostring(v.backup_uid)),
+    local uid = state.velero_uid[v.backup_name]
+    add("restore " .. v.target, "velero restore " .. v.target .. " from " .. v.backup_name .. " (" .. uid .. ")",
+      string.format("juju run -m %s %s/leader restore backup-uid=%s --wait %s", vm, cfg.velero.app, uid,
+        juju.go_duration(cfg.velero.wait)),
       function()
-        return juju.run(cfg.velero.app .. "/leader", "restore", { ["backup-uid"] = v.backup_uid },
+        return juju.run(cfg.velero.app .. "/leader", "restore", { ["backup-uid"] = uid },
           { model = vm, wait = cfg.velero.wait })
       end)
   end
   for _, vol in ipairs(volumes) do
     local imported
     add("import " .. vol.storage, "re-import the restored volume of " .. vol.storage,
-      "kubectl get pv; juju import-filesystem -m " .. kf .. " kubernetes <pv> " .. vol.storage .. " --force", function()
+      string.format("kubectl get pvc -n %s -l storage.juju.is/name=%s (the newest, its VOLUME); "
+        .. "juju import-filesystem -m %s kubernetes <volume> %s --force", kf, vol.storage, kf, vol.storage), function()
         local pv, err = restored_pv(cfg, vol.storage)
         if not pv then return nil, err end
         imported, err = juju.import_filesystem("kubernetes", pv, vol.storage, { model = kf })
@@ -150,31 +181,31 @@ local function make_plan(cfg, set, state, pick)
         return wait_for(cfg, vol.app, units_are(1), "adding the unit")
       end)
   end
-  for _, d in ipairs(set.databases or {}) do
-    if wanted(pick, d.app) then
-      local size = math.max(state.db_units[d.app] or 1, 1)
-      add("scale " .. d.app .. " 1", "scale " .. d.app .. " to 1 unit (mysql-k8s restores only with one)",
-        "juju scale-application -m " .. kf .. " " .. d.app .. " 1", function()
-          local ok, err = juju.scale(d.app, 1, { model = kf })
+  for _, d in ipairs(databases) do
+    local size = math.max(state.db_units[d.app] or 1, 1)
+    add("scale " .. d.app .. " 1", "scale " .. d.app .. " to 1 unit (mysql-k8s restores only with one)",
+      "juju scale-application -m " .. kf .. " " .. d.app .. " 1", function()
+        local ok, err = juju.scale(d.app, 1, { model = kf })
+        if not ok then return nil, err end
+        return wait_for(cfg, d.app, units_are(1), "scaling to 1")
+      end)
+    add("restore " .. d.app, "restore " .. d.app .. " backup-id=" .. tostring(d.backup_id),
+      string.format("juju run -m %s %s/leader restore backup-id=%s --wait %s", kf, d.app, tostring(d.backup_id),
+        juju.go_duration(cfg.database.wait)),
+      function()
+        local t, err = juju.run(d.app .. "/leader", "restore", { ["backup-id"] = d.backup_id },
+          { model = kf, wait = cfg.database.wait })
+        if not t then return nil, err end
+        state.restored[#state.restored + 1] = d.app
+        return wait_for(cfg, d.app, database_units_are(1), "after the restore")
+      end)
+    if size > 1 then
+      add("scale " .. d.app .. " back", "scale " .. d.app .. " back to " .. size .. " units",
+        "juju scale-application -m " .. kf .. " " .. d.app .. " " .. size, function()
+          local ok, err = juju.scale(d.app, size, { model = kf })
           if not ok then return nil, err end
-          return wait_for(cfg, d.app, units_are(1), "scaling to 1")
+          return wait_for(cfg, d.app, database_units_are(size), "scaling back")
         end)
-      add("restore " .. d.app, "restore " .. d.app .. " backup-id=" .. tostring(d.backup_id),
-        string.format("juju run -m %s %s/leader restore backup-id=%s --wait 30m", kf, d.app, tostring(d.backup_id)),
-        function()
-          local t, err = juju.run(d.app .. "/leader", "restore", { ["backup-id"] = d.backup_id },
-            { model = kf, wait = cfg.database.wait })
-          if not t then return nil, err end
-          return wait_for(cfg, d.app, units_are(1), "after the restore")
-        end)
-      if size > 1 then
-        add("scale " .. d.app .. " back", "scale " .. d.app .. " back to " .. size .. " units",
-          "juju scale-application -m " .. kf .. " " .. d.app .. " " .. size, function()
-            local ok, err = juju.scale(d.app, size, { model = kf })
-            if not ok then return nil, err end
-            return wait_for(cfg, d.app, units_are(size), "scaling back")
-          end)
-      end
     end
   end
   return plan
@@ -182,13 +213,79 @@ end
 
 -------------------------------------------------------------------- preflight
 
+--- Every velero backup of the run is listed by the charm, by name, and Completed;
+-- its UID today is the one to restore (a Velero resync gives a new one).
+local function check_velero(cfg, velero, state, check)
+  if #velero == 0 then return end
+  local listed, err = ckf.list_velero(cfg)
+  if not listed then return check("velero", "fail", err.message) end
+  local bad = {}
+  for _, v in ipairs(velero) do
+    local found = listed[v.backup_name]
+    if not found then
+      bad[#bad + 1] = v.backup_name .. " is gone (Velero deletes a backup after its TTL, 30 days by default)"
+    elseif found.phase ~= "Completed" then
+      bad[#bad + 1] = v.backup_name .. " is " .. tostring(found.phase)
+    else
+      state.velero_uid[v.backup_name] = found.uid
+    end
+  end
+  if #bad > 0 then return check("velero", "fail", table.concat(bad, "; ")) end
+  check("velero", "ok", #velero .. " backup(s) listed and Completed")
+end
+
+--- Every database backup is listed by its charm as finished; no database is blocked for S3.
+local function check_databases(cfg, st, databases, check)
+  for _, d in ipairs(databases) do
+    local block = ckf.s3_block(st.applications[d.app])
+    local listed, err = ckf.list_mysql(cfg, d.app)
+    if block then
+      check(d.app, "fail", block .. ": move it to a new S3 path first (juju config -m " .. cfg.models.kubeflow
+        .. " <its s3-integrator> path=<new path>)")
+    elseif not listed then
+      check(d.app, "fail", err.message)
+    elseif listed[d.backup_id] ~= "finished" then
+      check(d.app, "fail", "backup " .. tostring(d.backup_id) .. " is " .. (listed[d.backup_id] or "not listed")
+        .. " in " .. d.app .. " list-backups")
+    else
+      check(d.app, "ok", "backup " .. d.backup_id .. " listed, finished")
+    end
+  end
+end
+
+--- Re-importing volumes needs juju able to import storage on Kubernetes, and the claims readable.
+local function check_volumes(cfg, st, volumes, check)
+  if #volumes == 0 then return end
+  local client_version, err = juju.version()
+  if not client_version then return check("storage", "fail", err.message) end
+  local flags = os.getenv("JUJU_DEV_FEATURE_FLAGS")
+  local gated = ckf.storage_import_gate(client_version, flags)
+    or ckf.storage_import_gate(tostring((st.model or {}).version), flags)
+  if gated then return check("storage", "fail", gated) end
+  local client, kerr = ckf.k8s_client(cfg)
+  local claims
+  if client then
+    claims, kerr = client:list("persistentvolumeclaims", { namespace = cfg.models.kubeflow, limit = 1 })
+  end
+  if not claims then
+    return check("storage", "fail", "cannot read the volume claims of namespace " .. cfg.models.kubeflow .. ": "
+      .. kerr.message)
+  end
+  check("storage", "ok", "juju " .. client_version .. " imports storage on Kubernetes; claims readable")
+end
+
 local function preflight(cfg, set, pick, opts)
-  local checks, state = {}, { storage_of = {}, db_units = {} }
+  local checks = {}
+  local state = { storage_of = {}, db_units = {}, velero_uid = {}, restored = {}, integrator = {} }
   local function check(name, status, detail) checks[#checks + 1] = { name = name, status = status, detail = detail } end
   local st, err = juju.status { model = cfg.models.kubeflow }
   if not st then check("juju", "fail", err.message); return checks, state end
   check("juju", "ok", "model " .. cfg.models.kubeflow .. " reachable")
-  for _, d in ipairs(set.databases or {}) do state.db_units[d.app] = #juju.units(st, d.app) end
+  for _, d in ipairs(set.databases or {}) do
+    state.db_units[d.app] = #juju.units(st, d.app)
+    local rels = ((st.applications[d.app] or {}).relations or {})["s3-parameters"]
+    state.integrator[d.app] = rels and rels[1] and rels[1]["related-application"] or "<its s3-integrator>"
+  end
   local storage = juju.storage { model = cfg.models.kubeflow } or {}
   for id in pairs(storage) do
     local name = id:match("^(.+)/%d+$")
@@ -197,21 +294,24 @@ local function preflight(cfg, set, pick, opts)
       table.insert(state.storage_of[name], id)
     end
   end
+  local velero, volumes, databases = components(cfg, set, pick)
   local missing = {}
-  for _, v in ipairs(set.velero or {}) do
-    if wanted(pick, v.target, (v.target:match("^[^:]+")), (v.target:match(":(.+)$")))
-      and (v.status ~= "created" or not v.backup_uid) then missing[#missing + 1] = v.target end
+  for _, v in ipairs(velero) do
+    if v.status ~= "created" or type(v.backup_name) ~= "string" then missing[#missing + 1] = v.target end
   end
-  for _, d in ipairs(set.databases or {}) do
-    if wanted(pick, d.app) and (d.status ~= "created" or not d.backup_id) then missing[#missing + 1] = d.app end
+  for _, d in ipairs(databases) do
+    if d.status ~= "created" or type(d.backup_id) ~= "string" then missing[#missing + 1] = d.app end
   end
   if #missing > 0 then
     check("set", "fail", "the set lacks " .. table.concat(missing, ", ")
       .. (pick and "" or ": name what to restore with --components"))
-  else
-    check("set", "ok", set.id .. " (" .. tostring(set.status) .. ")"
-      .. (pick and ", components " .. opts.components or ""))
+    return checks, state
   end
+  check("set", "ok", set.id .. " (" .. tostring(set.status) .. ")"
+    .. (pick and ", components " .. opts.components or ""))
+  check_velero(cfg, velero, state, check)
+  check_databases(cfg, st, databases, check)
+  check_volumes(cfg, st, volumes, check)
   return checks, state
 end
 
@@ -285,6 +385,15 @@ local function main(args)
     failed_step = failed and plan[failed].label, error = failure and failure.message, next_steps = {} }
   if failure then
     for i = failed or 1, #plan do report.next_steps[#report.next_steps + 1] = plan[i].command end
+  end
+  for _, db in ipairs(state.restored) do  -- mysql-k8s backups.py _on_restore blocks S3 writes
+    local move = string.format("juju config -m %s %s path=%s-restored-%s   (%s backs up again only to an S3 path "
+      .. "of its own: the charm blocks the one it restored from)", cfg.models.kubeflow, state.integrator[db], db,
+      os.date("!%Y%m%d"), db)
+    report.next_steps[#report.next_steps + 1] = move
+    log.warn("%s", move)
+  end
+  if failure then
     hooks.run("on_failure", run)
     io.stderr:write("ckfb restore: stopped at step ", tostring(failed), " (", report.failed_step or "hooks", "): ",
       report.error, "\nto continue by hand:\n")

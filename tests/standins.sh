@@ -1,7 +1,8 @@
 # Sourced by tests/run and demo/run: starts the local stand-ins for a real
 # CKF (the Kubernetes API test server, the S3 server, the juju emulator) in
 # $STANDINS (a directory that must exist) and exports what points ckfb and
-# the tests at them. Every process started is listed in $standin_pids.
+# the tests at them (HOME among them: see below). Every process started is
+# listed in $standin_pids.
 standin_pids=()
 
 # start_server NAME COMMAND...: runs a server in the background, with the word
@@ -34,7 +35,7 @@ start_standins() {
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   "$here/servers/make-certs" "$STANDINS/certs" || return 1
   start_server k8s /usr/bin/python3 "$here/servers/kube_apiserver.py" PORTFILE "$STANDINS/certs/server.crt" \
-    "$STANDINS/certs/server.key" "$STANDINS/certs/ca.crt" --pods 30 || return 1
+    "$STANDINS/certs/server.key" "$STANDINS/certs/ca.crt" --pods 30 --profiles 1 || return 1
   export CKFB_TEST_K8S=https://127.0.0.1:$port
   cat > "$STANDINS/kubeconfig" <<YAML
 apiVersion: v1
@@ -49,6 +50,11 @@ YAML
     "$here/servers/s3rver/start.js" PORTFILE "$STANDINS/s3data" || return 1
   export CKFB_TEST_S3=http://127.0.0.1:$port
   export CKFB_JUJU=$here/emulators/juju
+  # The emulator is a strictly confined juju snap (its state's "snap"): it reads
+  # only non-hidden files under $HOME. A home of the stand-ins' own, where the
+  # juju snap has run (~/snap/juju exists, as the snap makes it on first use).
+  export HOME=$STANDINS/home
+  mkdir -p "$HOME/snap/juju"
   export FAKE_JUJU_STATE=$STANDINS/juju-state.json FAKE_JUJU_LOG=$STANDINS/juju-calls.log
   /usr/bin/python3 - "$here/emulators/ckf-state.json" "$FAKE_JUJU_STATE" "$CKFB_TEST_S3" <<'PY'
 import json, sys

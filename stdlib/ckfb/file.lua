@@ -1,5 +1,6 @@
 --- ckfb.file: whole-file reads and writes, with the `nil, err` convention.
 local errors = require "ckfb.error"
+local sys = require "ckfb.core.sys"
 
 local M = {}
 
@@ -21,6 +22,17 @@ function M.write(path, text)
   local closed, cerr = f:close()
   if not ok or not closed then
     return nil, errors.new("io", "cannot write " .. path .. ": " .. tostring(werr or cerr))
+  end
+  return true
+end
+
+--- mkdir_p(path) -> true | nil, err: makes a directory and its parents (0700).
+function M.mkdir_p(path)
+  local prefix = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    prefix = prefix .. "/" .. part
+    local ok, msg, why = sys.mkdir(prefix)
+    if not ok and why ~= "exists" then return nil, errors.new("io", "cannot create " .. msg) end
   end
   return true
 end

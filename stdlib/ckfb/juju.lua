@@ -1,7 +1,8 @@
 --- ckfb.juju: Juju through its CLI, as Canonical's jubilant does: `juju` runs
 -- as a child process on the loop (never through a shell) and its JSON is
--- parsed. Every call names its model; ckfb never runs `juju switch`.
--- Action params go through a 0600 temporary --params file, never argv.
+-- parsed. Every call names its model (`model` or `controller:model`); ckfb
+-- never runs `juju switch`. Action params go through a 0600 --params file
+-- that a snap-confined juju can read, never argv (see params_file).
 --
 -- The binary is $CKFB_JUJU, else `juju` on PATH. Failures are `nil, err`
 -- with err.code one of: juju.missing (no CLI), juju.error (juju failed),
@@ -14,7 +15,9 @@ local json = require "ckfb.json"
 local task = require "ckfb.task"
 local errors = require "ckfb.error"
 local log = require "ckfb.log"
+local file = require "ckfb.file"
 local loop = require "ckfb.core.loop"
+local sys = require "ckfb.core.sys"
 
 local M = {}
 
@@ -172,12 +175,68 @@ function M._read_task(stdout)
   return as_task(view)
 end
 
--- A temporary --params file, removed when the variable goes out of scope
--- (also when the task is cancelled). os.tmpname makes it with mkstemp: 0600.
+-------------------------------------------------------------------- params files
+
+-- `juju run --params` reads a file and nothing else (juju/cmd's FileVar
+-- reads stdin only where a command sets a marker, and `juju run` sets none).
+-- A strictly confined juju snap sees neither /tmp nor the hidden folders of
+-- $HOME: as canonical/jubilant does (_juju.py, _temp_dir), the file goes
+-- under ~/snap/juju/common when juju is a snap. It is 0600, named for this
+-- process, and removed when the call ends, also when the call is cancelled;
+-- one left behind by a ckfb that was killed is removed by the next run.
+local PARAMS_PREFIX = "ckfb-params-"
+
+local function on_path(name)
+  if name:find("/", 1, true) then return name end
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    if sys.filetype(dir .. "/" .. name) == "file" then return dir .. "/" .. name end
+  end
+end
+
+--- The folder for params files: the snap's own when juju is (or was run as) a snap.
+function M.params_dir()
+  local home = os.getenv("HOME")
+  local path = on_path(M.binary())
+  local snap = (path or ""):find("/snap/", 1, true) or sys.filetype((home or "") .. "/snap/juju") == "directory"
+  if home and home ~= "" and snap then
+    local dir = home .. "/snap/juju/common"
+    local ok, err = file.mkdir_p(dir)
+    if not ok then return nil, err end
+    return dir
+  end
+  return os.getenv("TMPDIR") or "/tmp"
+end
+
+--- Removes the params files of ckfb processes that are gone.
+local swept = {}
+local function sweep(dir)
+  if swept[dir] then return end
+  swept[dir] = true
+  for _, name in ipairs(sys.listdir(dir) or {}) do
+    local pid = tonumber(name:match("^" .. PARAMS_PREFIX:gsub("%-", "%%-") .. "(%d+)%-"))
+    if pid and not sys.alive(pid) then os.remove(dir .. "/" .. name) end
+  end
+end
+
+--- A params file, removed when the variable goes out of scope; false for no
+-- params | nil, err.
 local function params_file(params)
-  local path = os.tmpname()
-  assert(require("ckfb.file").write(path, json.encode(params)))  -- JSON is YAML, and juju reads --params as YAML
-  return setmetatable({ path = path }, { __close = function(t) os.remove(t.path) end })
+  if params == nil or next(params) == nil then return false end
+  local dir, err = M.params_dir()
+  if not dir then return nil, err end
+  sweep(dir)
+  local path, merr = sys.mkstemp(dir, PARAMS_PREFIX .. sys.getpid() .. "-")
+  if not path then return nil, errors.new("juju.params", "cannot write the params file: " .. merr) end
+  local handle = setmetatable({ path = path }, { __close = function(t) os.remove(t.path) end })
+  local ok, werr = file.write(path, json.encode(params))  -- JSON is YAML, and juju reads --params as YAML
+  if not ok then os.remove(path); return nil, werr end
+  return handle
+end
+
+--- A --wait value that juju parses as a Go duration (0.5 -> "500ms", 900 -> "900s").
+function M.go_duration(seconds)
+  if seconds == math.floor(seconds) then return string.format("%ds", seconds) end
+  return string.format("%dms", math.ceil(seconds * 1000))
 end
 
 local function check_run_args(unit, action, params)
@@ -203,28 +262,38 @@ local function run_failure(argv, r, wait)
   return failure("juju.error", string.format("'%s' failed: %s", proc.describe(argv), problem(stderr)), argv, r, extra)
 end
 
+--- Juju 3.6 exits 0 with no task when it could not enqueue one (common.go,
+-- "Operation N failed to schedule any tasks:"): no such unit or action, or
+-- params the action's schema refuses.
+local function unscheduled(unit, action, argv, r)
+  local why = r.stderr:match("failed to schedule any tasks:%s*\n?([^\n]*)") or problem(r.stderr)
+  local missing = why:find("not defined", 1, true) or why:find(" not found", 1, true)
+  return failure(missing and "juju.not_found" or "juju.error", string.format("%s %s: %s", unit, action, why), argv, r)
+end
+
 --- run(unit, action, params, {model, wait}) -> task | nil, err
 -- task = {id, unit, status, results, message, log}; `app/leader` works.
 function M.run(unit, action, params, opts)
   check_run_args(unit, action, params)
   local model = need_model(opts, "run")
   local wait = opts.wait or DEFAULT_WAIT
-  local args = { "run", "-m", model, unit, action, "--format", "json", "--wait", string.format("%ds", math.ceil(wait)) }
-  local file <close> = (params and next(params)) and params_file(params) or nil
-  if file then
+  local args = { "run", "-m", model, unit, action, "--format", "json", "--wait", M.go_duration(wait) }
+  local handle <close>, perr = params_file(params)
+  if handle == nil then return nil, perr end
+  if handle then
     args[#args + 1] = "--params"
-    args[#args + 1] = file.path
+    args[#args + 1] = handle.path
   end
   local r, argv = call(args, wait + 60)
   if not r then return nil, argv end
+  -- a failed command asked for JSON prints `{}` (juju/cmd handleErrorForMachineFormats)
   local stdout = r.stdout:match("^%s*(.-)%s*$")
-  if stdout == "" then
+  local t = (stdout ~= "" and stdout ~= "{}") and M._read_task(stdout) or nil
+  if not t then
     if r.code ~= 0 then return run_failure(argv, r, wait) end
-    local why = r.stderr:match("failed to schedule any tasks:%s*\n?([^\n]*)")
-    return failure("juju.not_found", string.format("%s %s: %s", unit, action, why or problem(r.stderr)), argv, r)
+    if stdout == "" or stdout == "{}" then return unscheduled(unit, action, argv, r) end
+    return failure("juju.output", "juju run printed no task: " .. problem(r.stdout), argv, r)
   end
-  local t = M._read_task(r.stdout)
-  if not t then return failure("juju.output", "juju run printed no task: " .. problem(r.stdout), argv, r) end
   if t.status ~= "completed" or r.code ~= 0 then
     local why = t.message or (t.results.stderr and problem(t.results.stderr)) or t.status
     return failure("juju.action_failed", string.format("%s %s on %s failed: %s", action, unit, t.unit or "?", why),
@@ -262,7 +331,10 @@ function M.offer(app_endpoint, name, opts)
     return { changed = false }
   end
   -- offer is not a model command: the model goes in front of the application
-  local r, failed = call_ok({ "offer", model .. "." .. app .. ":" .. endpoint, name }, opts.timeout or 120)
+  local controller, short = M.split_model(model)
+  local args = { "offer", short .. "." .. app .. ":" .. endpoint, name }
+  if controller then table.insert(args, 2, "-c"); table.insert(args, 3, controller) end
+  local r, failed = call_ok(args, opts.timeout or 120)
   if not r then return nil, failed end
   return { changed = true }
 end
@@ -351,8 +423,9 @@ function M.config(app, changes, opts)
     for k, s in pairs(v.settings or {}) do settings[k] = s.value end
     return settings
   end
-  local file <close> = params_file({ [app] = changes })
-  local r, err = call_ok({ "config", "-m", model, app, "--file", file.path }, opts.timeout or 60)
+  local handle <close>, perr = params_file({ [app] = changes })
+  if not handle then return nil, perr or errors.new("juju.config", "no changes given") end
+  local r, err = call_ok({ "config", "-m", model, app, "--file", handle.path }, opts.timeout or 60)
   if not r then return nil, err end
   return true
 end
@@ -360,9 +433,12 @@ end
 --- storage{model} -> {id = {kind, status, attachments, ...}} | nil, err
 function M.storage(opts)
   local model = need_model(opts, "storage")
-  local v, err = call_json({ "storage", "-m", model, "--format", "json" }, opts.timeout or 60)
-  if not v then return nil, err end
-  return v.storage or {}
+  local r, argv = call_ok({ "storage", "-m", model, "--format", "json" }, opts.timeout or 60)
+  if not r then return nil, argv end
+  if r.stdout:match("^%s*$") then return {} end  -- no storage: juju prints nothing (storage/list.go)
+  local v, derr = decode(r, argv)
+  if v == nil then return nil, derr end
+  return type(v.storage) == "table" and v.storage or {}
 end
 
 --- remove_storage({ids...}, {model}) -> true | nil, err
@@ -399,9 +475,20 @@ function M.add_unit(app, opts)
   return true
 end
 
---- models() -> {short names...}, the parsed output | nil, err
+--- split_model("controller:model") -> "controller", "model"; split_model("model") -> nil, "model"
+-- (juju's -m accepts both: cmd/modelcmd/modelcommand.go SplitModelName)
+function M.split_model(id)
+  local controller, name = id:match("^([^:]+):(.+)$")
+  if controller then return controller, name end
+  return nil, id
+end
+
+--- models{controller = name | nil} -> {short names...}, the parsed output | nil, err
 function M.models(opts)
-  local v, err = call_json({ "models", "--format", "json" }, (opts or {}).timeout or 60)
+  opts = opts or {}
+  local args = opts.controller and { "models", "-c", opts.controller, "--format", "json" }
+    or { "models", "--format", "json" }
+  local v, err = call_json(args, opts.timeout or 60)
   if not v then return nil, err end
   local names = {}
   for i, m in ipairs(v.models or {}) do names[i] = m["short-name"] or m.name end

@@ -8,17 +8,6 @@ local file = require "ckfb.file"
 
 local M = {}
 
---- Makes a directory and its parents (0700); returns true | nil, err.
-function M.mkdir_p(path)
-  local prefix = path:sub(1, 1) == "/" and "" or "."
-  for part in path:gmatch("[^/]+") do
-    prefix = prefix .. "/" .. part
-    local ok, msg, why = sys.mkdir(prefix)
-    if not ok and why ~= "exists" then return nil, errors.new("io", "cannot create " .. msg) end
-  end
-  return true
-end
-
 local Lock = { __name = "ckfb.lock" }
 Lock.__index = Lock
 
@@ -29,7 +18,7 @@ end
 
 --- acquire(dir, name, info) -> lock | nil, err (code "lock.held", detail = the owner)
 function M.acquire(dir, name, info)
-  local ok, err = M.mkdir_p(dir)
+  local ok, err = file.mkdir_p(dir)
   if not ok then return nil, err end
   local path = dir .. "/" .. name .. ".lock"
   for _ = 1, 2 do

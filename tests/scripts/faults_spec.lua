@@ -85,18 +85,38 @@ describe("faults", function()
     assert.equal("", juju_children())
   end)
 
-  it("an action hanging past its wait: juju.timeout with the task id, exit 4", function()
+  it("an action hanging past its wait and more: followed, then reported as still running, exit 4", function()
     fake.edit(function(state)
       state.behaviour["velero-operator/create-backup/minio:velero-backup-config"] = { latency = 30 }
     end)
     local r = backup_with({ "--config", config(function(c) c.velero = { wait = 2 } end) })
     assert.equal(4, r.code, r.stderr)
+    local found = false
     for _, b in ipairs(report().velero) do
       if b.target == "minio:velero-backup-config" then
-        assert.matches("no result from .* within 2s %(task %d+ keeps running", b.error)
+        found = true
+        assert.equal("running", b.status)               -- not "failed": the charm is still at it
+        assert.matches("task %d+ is still running after 4s; follow it with juju show%-task %-m velero %d+", b.error)
+        assert.matches("juju show%-task %-m velero " .. b.task_id, table.concat(report().next_steps, "\n"))
       end
     end
+    assert.is_true(found)
     assert.is_true(lock_free())
+  end)
+
+  it("an action past its --wait that then completes: followed with show-task, the backup counts", function()
+    fake.edit(function(state)
+      state.behaviour["velero-operator/create-backup/minio:velero-backup-config"] = { latency = 2.5 }
+    end)
+    local r = backup_with({ "--config", config(function(c) c.velero = { wait = 1.5 } end) })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("following task %d+", r.stderr)
+    for _, b in ipairs(report().velero) do assert.equal("created", b.status) end
+    local waits = {}
+    for _, argv in ipairs(fake.argvs("run")) do
+      for i, a in ipairs(argv) do if a == "--wait" then waits[argv[i + 1]] = true end end
+    end
+    assert.is_true(waits["1500ms"])                     -- a Go duration, not a rounded-up 2s
   end)
 
   it("SIGTERM mid-run: exit 143, the report says interrupted, no child left, lock released", function()

@@ -45,17 +45,35 @@ local function store()
 end
 
 describe("ckfb restore", function()
+  -- What Velero brings back for the sidecar charms minio and mlmd: claims named as Juju names
+  -- them (<app>-<storage>-<8 hex>-<app>-<n>, juju caas/kubernetes/provider/application/
+  -- application.go) with its storage label, each bound to a volume; and an older claim of
+  -- the same storage, which the restore must not pick.
   local kube
+  local CLAIMS = {
+    { app = "minio", storage = "minio-data", id = "1a2b3c4d", volume = "pvc-restored-minio",
+      at = "2026-12-01T10:00:00Z" },
+    { app = "minio", storage = "minio-data", id = "0badc0de", volume = "pvc-old-minio", at = "2026-01-01T10:00:00Z" },
+    { app = "mlmd", storage = "mlmd-data", id = "5e6f7a8b", volume = "pvc-restored-mlmd", at = "2026-12-01T10:00:00Z" },
+  }
+  local function claim_name(c) return string.format("%s-%s-%s-%s-0", c.app, c.storage, c.id, c.app) end
   before_each(function()
     fake.reset(nil, STATE)
     kube = assert(k8s.client { kubeconfig = STANDINS .. "/kubeconfig" })
-    for _, s in ipairs { "minio-data", "mlmd-data" } do
-      kube:create("persistentvolumes", { metadata = { name = "restored-" .. s },
-        spec = { claimRef = { name = s .. "-abcde-0", namespace = "kubeflow" } } })
+    for _, c in ipairs(CLAIMS) do
+      assert(kube:create("persistentvolumeclaims", { metadata = { name = claim_name(c), namespace = "kubeflow",
+        creationTimestamp = c.at, labels = { ["storage.juju.is/name"] = c.storage,
+          ["app.kubernetes.io/managed-by"] = "juju", ["app.kubernetes.io/name"] = c.app } },
+        spec = { volumeName = c.volume } }, { namespace = "kubeflow" }))
+      assert(kube:create("persistentvolumes", { metadata = { name = c.volume, creationTimestamp = c.at },
+        spec = { claimRef = { name = claim_name(c), namespace = "kubeflow" } } }))
     end
   end)
   after_each(function()
-    for _, s in ipairs { "minio-data", "mlmd-data" } do kube:delete("persistentvolumes", "restored-" .. s) end
+    for _, c in ipairs(CLAIMS) do
+      kube:delete("persistentvolumeclaims", claim_name(c), { namespace = "kubeflow" })
+      kube:delete("persistentvolumes", c.volume)
+    end
   end)
 
   it("restores a set in the guide's order, each database scaled to one unit and back", function()
@@ -82,10 +100,10 @@ describe("ckfb restore", function()
       "scale-application minio 0", "remove-storage minio-data/0",
       "scale-application mlmd 0", "remove-storage mlmd-data/1",
       "restore uid", "restore uid", "restore uid", "restore uid",
-      "import-filesystem kubernetes restored-minio-data minio-data", "add-unit minio --attach-storage minio-data/100",
-      "import-filesystem kubernetes restored-mlmd-data mlmd-data", "add-unit mlmd --attach-storage mlmd-data/101",
-      "scale-application kfp-db 1", "restore backup-id kfp-db", "scale-application kfp-db 2",
-      "scale-application katib-db 1", "restore backup-id katib-db", "scale-application katib-db 2",
+      "import-filesystem kubernetes pvc-restored-minio minio-data", "add-unit minio --attach-storage minio-data/100",
+      "import-filesystem kubernetes pvc-restored-mlmd mlmd-data", "add-unit mlmd --attach-storage mlmd-data/101",
+      "scale-application kfp-db 1", "restore backup-id kfp-db", "scale-application kfp-db 3",
+      "scale-application katib-db 1", "restore backup-id katib-db", "scale-application katib-db 3",
     }, order)
     local uids = {}
     for _, c in ipairs(calls(" restore ")) do

@@ -11,7 +11,7 @@ resourceVersion, timeoutSeconds); metav1.Status errors; create, replace
 (409 Conflict on a stale resourceVersion), patch (merge, strategic, JSON
 patch, server-side apply), delete; pod logs, followed or not.
 
-Usage: kube_apiserver.py PORTFILE CERT KEY CA [--pods N] [--namespaces N]
+Usage: kube_apiserver.py PORTFILE CERT KEY CA [--pods N] [--namespaces N] [--profiles N]
 Tokens: "admin-token" (user admin) and "alice-token" (user alice, who is
 forbidden everything in the namespace "forbidden").
 
@@ -493,11 +493,16 @@ class Handler(BaseHTTPRequestHandler):
         return code, STORE.encoded[id(obj)]
 
 
-def seed(pods, namespaces):
+def seed(pods, namespaces, profiles):
     with STORE.lock:
         for n in ["default", "kubeflow", "kube-system", "forbidden"] + ["user-%d" % i for i in range(namespaces)]:
             STORE.put(resource_key(None, "namespaces"), {"kind": "Namespace", "apiVersion": "v1",
                                                          "metadata": {"name": n}}, "ADDED")
+        # Kubeflow user profiles: namespaces the profile controller labels so
+        # (kubeflow-profiles-operator src/charm.py _get_profile_namespaces)
+        for i in range(profiles):
+            STORE.put(resource_key(None, "namespaces"), {"kind": "Namespace", "apiVersion": "v1", "metadata": {
+                "name": "profile-%d" % i, "labels": {"app.kubernetes.io/part-of": "kubeflow-profile"}}}, "ADDED")
         for i in range(pods):
             ns = "user-%d" % (i % namespaces) if namespaces else "default"
             STORE.put(resource_key(None, "pods"), {
@@ -515,14 +520,14 @@ def seed(pods, namespaces):
 
 def main():
     args = sys.argv[1:]
-    opts = {"--pods": 20, "--namespaces": 2}
+    opts = {"--pods": 20, "--namespaces": 2, "--profiles": 0}
     for flag in list(opts):
         if flag in args:
             i = args.index(flag)
             opts[flag] = int(args[i + 1])
             del args[i:i + 2]
     portfile, cert, key, ca = args
-    seed(opts["--pods"], opts["--namespaces"])
+    seed(opts["--pods"], opts["--namespaces"], opts["--profiles"])
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
