@@ -75,12 +75,13 @@ local function check_juju(run)
   local version, err = juju.version()
   if not version then return check(run, "juju", "fail", err.message) end
   check(run, "juju", "ok", "juju " .. version)
-  local models, merr = juju.models()
-  if not models then return check(run, "models", "fail", merr.message) end
-  local have = {}
-  for _, m in ipairs(models) do have[m] = true end
   for _, m in ipairs { cfg.models.kubeflow, cfg.models.velero } do
-    if not have[m] then return check(run, "models", "fail", "model '" .. m .. "' not found") end
+    local controller, name = juju.split_model(m)
+    local models, merr = juju.models { controller = controller }
+    if not models then return check(run, "models", "fail", merr.message) end
+    local found = false
+    for _, have in ipairs(models) do found = found or have == name end
+    if not found then return check(run, "models", "fail", "model '" .. m .. "' not found") end
   end
   check(run, "models", "ok", cfg.models.kubeflow .. ", " .. cfg.models.velero)
   return true
@@ -150,7 +151,7 @@ local function check_targets(run)
     if missing then
       check(run, target, "fail", missing)
     elseif target == ckf.USER_WORKLOADS and run.k8s then
-      local namespaces, err = ckf.profile_namespaces(run.k8s, run.cfg.models.kubeflow)
+      local namespaces, err = ckf.profile_namespaces(run.k8s, ckf.kubeflow_model(run.cfg))
       if not namespaces then
         check(run, target, "fail", "cannot list the profile namespaces: " .. err.message, true)
         run.targets[#run.targets + 1] = target
@@ -324,7 +325,8 @@ local function make_plan(run)
     step("backup", "db:" .. db, "backup " .. db, "create-backup on a non-primary " .. db .. " unit")
   end
   for _, target in ipairs(run.targets) do
-    step("backup", "velero", "backup " .. target, string.format("velero create-backup target=%s model=%s", target, kf))
+    step("backup", "velero", "backup " .. target, string.format("velero create-backup target=%s model=%s", target,
+      ckf.kubeflow_model(cfg)))
   end
   step("verify", "verify", "verify", "list-backups on velero and each database" .. (run.s3 and "; objects in S3" or ""))
   step("record", "record", "record", "write the backup-set manifest" .. (run.s3 and " (local and S3)" or " (local)"))
@@ -501,7 +503,7 @@ local function backup_velero(run, target)
   local result = { target = target, status = "failed" }
   local r, err = step(run, "backup " .. target, function()
     local t, terr = juju.run(cfg.velero.app .. "/leader", "create-backup",
-      { target = target, model = cfg.models.kubeflow }, { model = cfg.models.velero, wait = cfg.velero.wait })
+      { target = target, model = ckf.kubeflow_model(cfg) }, { model = cfg.models.velero, wait = cfg.velero.wait })
     if not t and errors.is(terr, "juju.timeout") and terr.detail.task_id then
       log.warn("%s: no result within its wait; following task %s", target, terr.detail.task_id)
       t, terr = follow_task(run, terr.detail.task_id)
@@ -624,7 +626,7 @@ local function next_steps(run)
     elseif r.status ~= "created" then
       retry = true
       out[#out + 1] = string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait %s",
-        cfg.models.velero, cfg.velero.app, r.target, cfg.models.kubeflow, juju.go_duration(cfg.velero.wait))
+        cfg.models.velero, cfg.velero.app, r.target, ckf.kubeflow_model(cfg), juju.go_duration(cfg.velero.wait))
     end
   end
   for _, r in ipairs(run.databases) do

@@ -1,10 +1,13 @@
 -- ckfb list: the recorded backup sets, newest first, each with its
 -- components and their live status (velero's and each database's
--- list-backups); a set with a missing or failed component is marked.
+-- list-backups); a set with a missing or failed component is marked, and
+-- a warning names velero backups that are gone or expire within a week
+-- (Velero deletes a backup after its TTL, 30 days by default).
 --   ckfb list [--config FILE] [--json]
 -- Exit codes: 0 ok, 1 failed, 2 usage or configuration error.
-local juju = require "ckfb.juju"
+local ckf = require "ckfb.ckf"
 local json = require "ckfb.json"
+local log = require "ckfb.log"
 local task = require "ckfb.task"
 local options = require "ckfb.options"
 local sets = require "ckfb.sets"
@@ -20,23 +23,34 @@ local OPTIONS = {
 local function live(cfg)
   local velero, databases = {}, {}
   local jobs = { function()
-    local t = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = cfg.models.kubeflow },
-      { model = cfg.models.velero, wait = 300 })
-    for uid, b in pairs(t and t.results.backups or {}) do velero[b.name] = { uid = uid, phase = b.phase } end
-    return t ~= nil
+    velero = ckf.list_velero(cfg) or {}
   end }
   for _, db in ipairs(cfg.databases) do
-    jobs[#jobs + 1] = function()
-      local t = juju.run(db .. "/leader", "list-backups", nil, { model = cfg.models.kubeflow, wait = 300 })
-      databases[db] = {}
-      for id, status in tostring(t and t.results.backups or ""):gmatch("(%d%d%d%d%-%S+)%s*|[^|]*|%s*(%S+)") do
-        databases[db][id] = status
+    jobs[#jobs + 1] = function() databases[db] = ckf.list_mysql(cfg, db) or {} end
+  end
+  task.all(jobs)
+  return velero, databases
+end
+
+local WEEK = 7 * 86400
+
+--- Warnings for a set whose velero backups are gone or expire within a week.
+local function expiry_warnings(m, velero, now)
+  local out = {}
+  for _, v in ipairs(m.velero or {}) do
+    local found = v.backup_name and velero[v.backup_name]
+    if v.backup_name and not found then
+      out[#out + 1] = string.format("%s: velero backup %s is gone (expired, or deleted)", m.id, v.backup_name)
+    elseif found then
+      local started = ckf.epoch(found.start)
+      local left = started and started + ckf.VELERO_DEFAULT_TTL - now
+      if left and left < WEEK then
+        out[#out + 1] = string.format("%s: velero backup %s expires in %.1f days (Velero's default TTL of 30 days)",
+          m.id, v.backup_name, left / 86400)
       end
-      return t ~= nil
     end
   end
-  local reachable = { task.all(jobs) }
-  return velero, databases, reachable[1]
+  return out
 end
 
 --- Marks each component of a set ok, missing or failed; returns whether all are ok.
@@ -65,11 +79,13 @@ local function main(args)
   local all, err = sets.list(cfg, store)
   if not all then io.stderr:write("ckfb list: ", err.message, "\n"); return 1 end
   local velero, databases = live(cfg)
-  local out = {}
+  local out, now = {}, os.time()
   for _, entry in ipairs(all) do
     local m = entry.manifest
     m.complete = check_set(m, velero, databases)
     m.stored = entry.where
+    m.warnings = json.array(expiry_warnings(m, velero, now))
+    for _, w in ipairs(m.warnings) do log.warn("%s", w) end
     out[#out + 1] = m
   end
   if opts.json then print(json.encode(json.array(out), { pretty = true })); return 0 end

@@ -5,6 +5,7 @@
 --   ckfb prune --keep N | --older-than DURATION [--yes] [--config FILE] [--json]
 -- DURATION: 30d, 12h, 2w. Exit codes: 0 ok, 1 failed, 2 usage or configuration.
 local juju = require "ckfb.juju"
+local ckf = require "ckfb.ckf"
 local json = require "ckfb.json"
 local log = require "ckfb.log"
 local options = require "ckfb.options"
@@ -27,19 +28,11 @@ local function seconds(duration)
   return n and tonumber(n) * UNITS[unit] or nil
 end
 
---- "ckf-20261125T190706Z" -> seconds since the epoch (UTC)
-local function set_time(id)
-  local y, mo, d, h, mi, s = id:match("(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z")
-  if not y then return nil end
-  local t = os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = s, isdst = false }
-  return t - (os.time(os.date("!*t", t)) - t)
-end
-
 local function doomed(all, opts)
   local out = {}
   local keep, age = tonumber(opts.keep), opts.older_than and seconds(opts.older_than)
   for i, entry in ipairs(all) do
-    local when = set_time(entry.manifest.id)
+    local when = ckf.epoch(tostring(entry.manifest.id):match("%d+T%d+Z"))
     if (keep and i > keep) or (age and when and os.time() - when > age) then out[#out + 1] = entry end
   end
   return out

@@ -99,7 +99,7 @@ end
 local function restored_pv(cfg, storage_name)
   local client, err = ckf.k8s_client(cfg)
   if not client then return nil, err end
-  local claims, lerr = client:list("persistentvolumeclaims", { namespace = cfg.models.kubeflow,
+  local claims, lerr = client:list("persistentvolumeclaims", { namespace = ckf.kubeflow_model(cfg),
     label_selector = "storage.juju.is/name=" .. storage_name })
   if not claims then return nil, lerr end
   table.sort(claims, function(a, b)
@@ -109,7 +109,7 @@ local function restored_pv(cfg, storage_name)
   local volume = claim and claim.spec and claim.spec.volumeName
   if type(volume) ~= "string" or volume == "" then
     return nil, errors.new("restore.no_volume", string.format("no restored volume claim labelled "
-      .. "storage.juju.is/name=%s and bound in namespace %s", storage_name, cfg.models.kubeflow))
+      .. "storage.juju.is/name=%s and bound in namespace %s", storage_name, ckf.kubeflow_model(cfg)))
   end
   return volume
 end
@@ -265,10 +265,10 @@ local function check_volumes(cfg, st, volumes, check)
   local client, kerr = ckf.k8s_client(cfg)
   local claims
   if client then
-    claims, kerr = client:list("persistentvolumeclaims", { namespace = cfg.models.kubeflow, limit = 1 })
+    claims, kerr = client:list("persistentvolumeclaims", { namespace = ckf.kubeflow_model(cfg), limit = 1 })
   end
   if not claims then
-    return check("storage", "fail", "cannot read the volume claims of namespace " .. cfg.models.kubeflow .. ": "
+    return check("storage", "fail", "cannot read the volume claims of namespace " .. ckf.kubeflow_model(cfg) .. ": "
       .. kerr.message)
   end
   check("storage", "ok", "juju " .. client_version .. " imports storage on Kubernetes; claims readable")

@@ -71,7 +71,7 @@ end
 -- made for the Kubeflow model. Without model= the charm lists only its own model's
 -- (src/charm.py on_list_backups_action); an empty list has no `backups` key.
 function M.list_velero(cfg)
-  local t, err = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = cfg.models.kubeflow },
+  local t, err = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = M.kubeflow_model(cfg) },
     { model = cfg.models.velero, wait = 300 })
   if not t then return nil, err end
   local out = {}
@@ -114,8 +114,9 @@ function M.missing_endpoint(status, target)
   local bindings = app["endpoint-bindings"]
   if type(bindings) ~= "table" or bindings[endpoint] then return nil end
   local since = M.ENDPOINT_SINCE[app_name .. ":" .. endpoint]
+  local rev = app["charm-rev"]
   return string.format("%s (%s rev %s) has no %s endpoint%s", app_name, tostring(app["charm-channel"]),
-    tostring(app["charm-rev"]), endpoint, since and ("; it is in " .. since) or "")
+    tostring(math.tointeger(rev) or rev), endpoint, since and ("; it is in " .. since) or "")
 end
 
 -- kubeflow-profiles publishes the user-workloads spec only when profile
@@ -136,11 +137,25 @@ function M.profile_namespaces(client, own)
   return out
 end
 
+--- The Kubeflow model's name without its controller: the namespace of its workloads,
+-- and the `model` velero-operator's actions take (its Backups' label).
+function M.kubeflow_model(cfg)
+  return select(2, juju.split_model(cfg.models.kubeflow))
+end
+
 --- The Kubernetes client of the configuration | nil, err.
 function M.k8s_client(cfg)
   local kc = cfg.kubernetes
   return k8s.client { kubeconfig = kc.kubeconfig ~= "" and kc.kubeconfig or nil,
     context = kc.context ~= "" and kc.context or nil }
+end
+
+--- "2026-11-25T19:07:06Z" (or "20261125T190706Z", a set id's) -> seconds since the epoch, or nil
+function M.epoch(stamp)
+  local y, mo, d, h, mi, s = tostring(stamp):gsub("[-:]", ""):match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
+  if not y then return nil end
+  local t = os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = s, isdst = false }
+  return t - (os.time(os.date("!*t", t)) - t)  -- os.time read it as local time
 end
 
 -------------------------------------------------------------------- juju

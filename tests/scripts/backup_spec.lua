@@ -177,6 +177,171 @@ describe("ckfb backup", function()
   end)
 end)
 
+--- The --params files of the recorded `juju run` calls.
+local function params_paths()
+  local out = {}
+  for _, c in ipairs(fake.calls()) do
+    for i, a in ipairs(c.argv) do if a == "--params" then out[#out + 1] = c.argv[i + 1] end end
+  end
+  return out
+end
+
+local function calls_matching(pattern)
+  local out = {}
+  for _, c in ipairs(fake.calls()) do
+    local line = table.concat(c.argv, " ")
+    if line:find(pattern) then out[#out + 1] = { line = line, params = c.params } end
+  end
+  return out
+end
+
+local function config_with(change)
+  local yaml = require "ckfb.yaml"
+  local cfg = yaml.decode(assert(io.open(CONFIG)):read("a"))
+  change(cfg)
+  local path = TMP .. "/backup-variant.yaml"
+  local f = assert(io.open(path, "w"))
+  f:write(yaml.encode(cfg))
+  f:close()
+  return path
+end
+
+local function backup_config(path)
+  os.remove(REPORT)
+  local r = assert(proc.run({ CKFB, "backup", "--config", path, "--report", REPORT }, { timeout = 120 }))
+  local f = io.open(REPORT)
+  r.report = f and json.decode(f:read("a"))
+  if f then f:close() end
+  return r
+end
+
+-- The rules of a real CKF, from the sources of juju and the charms (tests/emulators/juju
+-- cites each): every test here failed against ckfb before it followed them.
+describe("ckfb backup on a real CKF's rules", function()
+  before_each(function() fake.reset(nil, STATE) end)
+
+  it("passes action params where a snap-confined juju can read them, and leaves none behind", function()
+    local r = backup()
+    assert.equal(0, r.code, r.stderr)
+    local home = assert(os.getenv("HOME"))
+    local paths = params_paths()
+    assert.equal(5, #paths)                           -- velero's four create-backup and its list-backups
+    for _, path in ipairs(paths) do
+      assert.equal(home .. "/snap/juju/common/", path:sub(1, #home + 18))
+      assert.is_nil(io.open(path))
+    end
+  end)
+
+  it("backs up mysql-k8s from rev 300 on three units (two report ok_no_tolerance), never with force", function()
+    local r = backup()
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(2, #calls_matching("^scale%-application %-m kubeflow %S+%-db 3$"))
+    for _, c in ipairs(calls_matching(" create%-backup ")) do
+      assert.is_true(type(c.params) ~= "table" or c.params.force == nil)
+    end
+  end)
+
+  it("backs up on the old profile too: juju 3.6.8, mysql-k8s rev 255 on two units", function()
+    fake.profile("old")
+    local r = backup()
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("complete", r.report.status)
+    assert.equal(2, #calls_matching("^scale%-application %-m kubeflow %S+%-db 2$"))
+  end)
+
+  it("grows a cluster the charm finds too small to three, when its revision cannot be read", function()
+    fake.edit(function(state)
+      for _, db in ipairs { "kfp-db", "katib-db" } do state.models.kubeflow.applications[db].origin = "local" end
+    end)
+    local r = backup()
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("the charm refused a backup: Cluster is not in a healthy state; scaling to 3 units", r.stderr)
+    assert.equal(2, #calls_matching("^scale%-application %-m kubeflow %S+%-db 3$"))
+    local grown = {}
+    for _, db in pairs(r.report.scaled) do grown[#grown + 1] = db end
+    assert.same({ 1, 1 }, grown)                      -- what to scale back to: the size before the run
+  end)
+
+  it("verifies Velero's objects under the s3-integrator path, its backup location's prefix", function()
+    local r = backup()
+    assert.equal(0, r.code, r.stderr)
+    for _, b in ipairs(r.report.velero) do
+      assert.equal("velero/backups/" .. b.backup_name .. "/velero-backup.json", b.s3_key)
+      assert.is_true(b.verified)
+    end
+  end)
+
+  it("refuses an s3-integrator with an empty path (mysql-k8s cannot list it) and names the fix", function()
+    fake.edit(function(state) state.models.kubeflow.applications["s3-integrator"].config.path = "" end)
+    local r = backup()
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  kfp%-db +s3%-integrator has an empty path.-juju config %-m kubeflow s3%-integrator "
+      .. "path=kfp%-db", r.stderr)
+    assert.same({}, changing_calls())
+  end)
+
+  it("skips the user-workloads target with a warning when there are no profiles, and says why", function()
+    local c = kube()
+    assert(c:delete("namespaces", "profile-0"))
+    fake.edit(function(state) state.models.kubeflow.applications["kubeflow-profiles"].profile_namespaces = {} end)
+    local r = backup()
+    assert(c:create("namespaces", { metadata = { name = "profile-0",
+      labels = { ["app.kubernetes.io/part-of"] = "kubeflow-profile" } } }))
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("complete", r.report.status)
+    assert.matches("WARN  kubeflow%-profiles:user%-workloads%-backup%-config no Kubeflow profile namespaces", r.stderr)
+    assert.equal(3, #r.report.velero)
+    assert.equal(1, #r.report.skipped)
+    assert.equal("kubeflow-profiles:user-workloads-backup-config", r.report.skipped[1].target)
+    assert.matches("no Kubeflow profile namespaces", r.report.skipped[1].reason)
+  end)
+
+  it("refuses a target whose charm lacks its endpoint, and names the charm version that has it", function()
+    fake.edit(function(state)
+      local minio = state.models.kubeflow.applications.minio
+      minio.channel, minio.rev, minio.endpoints = "ckf-1.10/stable", 400, {}
+    end)
+    local r = backup()
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  minio:velero%-backup%-config minio %(ckf%-1%.10/stable rev 400%) has no "
+      .. "velero%-backup%-config endpoint; it is in minio 1%.10/stable", r.stderr)
+    assert.same({}, changing_calls())
+  end)
+
+  it("runs velero's create-backups one after another, each with its whole wait", function()
+    fake.edit(function(state) state.behaviour["velero-operator/create-backup"] = { latency = 1 } end)
+    local r = backup_config(config_with(function(c) c.velero = { wait = 1.5 } end))
+    assert.equal(0, r.code, r.stderr)                  -- four queued at once, three would time out
+    local started = {}
+    for _, c in ipairs(fake.calls()) do
+      if c.argv[5] == "create-backup" and c.argv[3] == "velero" then started[#started + 1] = c.time end
+    end
+    assert.equal(4, #started)
+    for i = 2, 4 do assert.is_true(started[i] - started[i - 1] >= 0.9, "sent while the last one ran") end
+  end)
+
+  it("refuses a database the charm blocked for S3 writes after a restore, with the fix", function()
+    fake.edit(function(state)
+      state.models.kubeflow.applications["kfp-db"].s3_block = "Move restored cluster to another S3 repository"
+    end)
+    local r = backup()
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  kfp%-db +Move restored cluster to another S3 repository: .*juju config %-m kubeflow "
+      .. "s3%-integrator path=kfp%-db%-", r.stderr)
+  end)
+
+  it("names its models as controller:model, as juju's -m accepts them", function()
+    local r = backup_config(config_with(function(c)
+      c.models = { kubeflow = "microk8s-localhost:kubeflow", velero = "microk8s-localhost:velero" }
+    end))
+    assert.equal(0, r.code, r.stderr)
+    for _, c in ipairs(calls_matching(" create%-backup ")) do
+      if type(c.params) == "table" and c.params.target then assert.equal("kubeflow", c.params.model) end
+    end
+    assert.is_true(#calls_matching("%-m microk8s%-localhost:kubeflow") > 0)
+  end)
+end)
+
 describe("the example hooks", function()
   before_each(function() fake.reset(nil, STATE) end)
 

@@ -36,6 +36,26 @@ function M.edit(change)
   write(M.state_path, json.encode(state))
 end
 
+-- The emulator's profiles (tests/emulators/juju): the fixture is the strict one (juju
+-- 3.6.12, a snap, mysql-k8s rev 313); "old" is juju 3.6.8 (storage import on Kubernetes
+-- behind a feature flag) with mysql-k8s rev 255 (backs up from a 2-unit cluster).
+M.PROFILES = {
+  strict = function() end,
+  old = function(state)
+    state.version = "3.6.8"
+    for _, model in pairs(state.models) do
+      for _, app in pairs(model.applications) do
+        if app.charm == "mysql-k8s" then app.rev = 255 end
+      end
+    end
+  end,
+}
+
+--- Switches the live state to a profile.
+function M.profile(name)
+  M.edit(assert(M.PROFILES[name], "no such profile"))
+end
+
 --- Sets how "app/action" behaves: {latency =, fail =, exception =, unschedulable =}.
 function M.behave(key, behaviour)
   M.edit(function(state) state.behaviour[key] = behaviour end)
