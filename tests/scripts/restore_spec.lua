@@ -44,37 +44,48 @@ local function store()
   return assert(s3.client { endpoint = os.getenv("CKFB_TEST_S3"), access_key = "AKIDTEST", secret_key = "testsecret" })
 end
 
+-- What Velero brings back for the sidecar charms minio and mlmd: claims named as Juju names
+-- them (<app>-<storage>-<8 hex>-<app>-<n>, juju caas/kubernetes/provider/application/
+-- application.go) with its storage label, each bound to a volume; and an older claim of
+-- the same storage, which the restore must not pick.
+local CLAIMS = {
+  { app = "minio", storage = "minio-data", id = "1a2b3c4d", volume = "pvc-restored-minio",
+    at = "2026-12-01T10:00:00Z" },
+  { app = "minio", storage = "minio-data", id = "0badc0de", volume = "pvc-old-minio", at = "2026-01-01T10:00:00Z" },
+  { app = "mlmd", storage = "mlmd-data", id = "5e6f7a8b", volume = "pvc-restored-mlmd", at = "2026-12-01T10:00:00Z" },
+}
+
+local function claim_name(c) return string.format("%s-%s-%s-%s-0", c.app, c.storage, c.id, c.app) end
+
+local function kube()
+  return assert(k8s.client { kubeconfig = STANDINS .. "/kubeconfig" })
+end
+
+--- A fresh emulator world, and the claims Velero restores.
+local function restored_world()
+  fake.reset(nil, STATE)
+  local c = kube()
+  for _, claim in ipairs(CLAIMS) do
+    assert(c:create("persistentvolumeclaims", { metadata = { name = claim_name(claim), namespace = "kubeflow",
+      creationTimestamp = claim.at, labels = { ["storage.juju.is/name"] = claim.storage,
+        ["app.kubernetes.io/managed-by"] = "juju", ["app.kubernetes.io/name"] = claim.app } },
+      spec = { volumeName = claim.volume } }, { namespace = "kubeflow" }))
+    assert(c:create("persistentvolumes", { metadata = { name = claim.volume, creationTimestamp = claim.at },
+      spec = { claimRef = { name = claim_name(claim), namespace = "kubeflow" } } }))
+  end
+end
+
+local function forget_claims()
+  local c = kube()
+  for _, claim in ipairs(CLAIMS) do
+    c:delete("persistentvolumeclaims", claim_name(claim), { namespace = "kubeflow" })
+    c:delete("persistentvolumes", claim.volume)
+  end
+end
+
 describe("ckfb restore", function()
-  -- What Velero brings back for the sidecar charms minio and mlmd: claims named as Juju names
-  -- them (<app>-<storage>-<8 hex>-<app>-<n>, juju caas/kubernetes/provider/application/
-  -- application.go) with its storage label, each bound to a volume; and an older claim of
-  -- the same storage, which the restore must not pick.
-  local kube
-  local CLAIMS = {
-    { app = "minio", storage = "minio-data", id = "1a2b3c4d", volume = "pvc-restored-minio",
-      at = "2026-12-01T10:00:00Z" },
-    { app = "minio", storage = "minio-data", id = "0badc0de", volume = "pvc-old-minio", at = "2026-01-01T10:00:00Z" },
-    { app = "mlmd", storage = "mlmd-data", id = "5e6f7a8b", volume = "pvc-restored-mlmd", at = "2026-12-01T10:00:00Z" },
-  }
-  local function claim_name(c) return string.format("%s-%s-%s-%s-0", c.app, c.storage, c.id, c.app) end
-  before_each(function()
-    fake.reset(nil, STATE)
-    kube = assert(k8s.client { kubeconfig = STANDINS .. "/kubeconfig" })
-    for _, c in ipairs(CLAIMS) do
-      assert(kube:create("persistentvolumeclaims", { metadata = { name = claim_name(c), namespace = "kubeflow",
-        creationTimestamp = c.at, labels = { ["storage.juju.is/name"] = c.storage,
-          ["app.kubernetes.io/managed-by"] = "juju", ["app.kubernetes.io/name"] = c.app } },
-        spec = { volumeName = c.volume } }, { namespace = "kubeflow" }))
-      assert(kube:create("persistentvolumes", { metadata = { name = c.volume, creationTimestamp = c.at },
-        spec = { claimRef = { name = claim_name(c), namespace = "kubeflow" } } }))
-    end
-  end)
-  after_each(function()
-    for _, c in ipairs(CLAIMS) do
-      kube:delete("persistentvolumeclaims", claim_name(c), { namespace = "kubeflow" })
-      kube:delete("persistentvolumes", c.volume)
-    end
-  end)
+  before_each(restored_world)
+  after_each(forget_claims)
 
   it("restores a set in the guide's order, each database scaled to one unit and back", function()
     local config = isolated_config()
@@ -149,6 +160,118 @@ describe("ckfb restore", function()
   end)
 end)
 
+--- The juju calls a restore makes that change something: none may come before the proof.
+local function destructive_calls()
+  local out = {}
+  for _, c in ipairs(calls("^[%w-]+ %-m")) do
+    if c.line:find("^scale%-application") or c.line:find("^remove%-storage") or c.line:find("^import%-filesystem")
+      or c.line:find("^add%-unit") or c.line:find(" restore ") then
+      out[#out + 1] = c.line
+    end
+  end
+  return out
+end
+
+local function empty_log()
+  local log = io.open(fake.log_path, "w")
+  log:close()
+end
+
+-- Before it scales anything to 0 or removes storage, a restore proves it can finish.
+describe("ckfb restore proves itself first", function()
+  before_each(restored_world)
+  after_each(forget_claims)
+
+  it("refuses on juju 3.6.8, where Kubernetes storage import needs a feature flag: exit 3, nothing run", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    fake.profile("old")
+    empty_log()
+    local r = ckfb("restore", "--latest", "--config", config)
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  storage +juju 3%.6%.8%-genericlinux%-amd64 imports and attaches storage on Kubernetes "
+      .. "models only with the k8s%-attach%-storage feature flag", r.stderr)
+    assert.same({}, destructive_calls())
+  end)
+
+  it("restores velero backups by name: Velero gave them new UIDs (a resync into a fresh cluster)", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    local set = json.decode(ckfb("list", "--config", config, "--json").stdout)[1]
+    local renewed = {}
+    fake.edit(function(state)
+      local app = state.models.velero.applications["velero-operator"]
+      local fresh = {}
+      for _, b in pairs(app.backups) do
+        local uid = "resynced-" .. b.name
+        fresh[uid], renewed[b.name] = b, uid
+      end
+      app.backups = fresh
+    end)
+    empty_log()
+    local r = ckfb("restore", "--latest", "--config", config, "--json")
+    assert.equal(0, r.code, r.stderr)
+    local uids = {}
+    for _, c in ipairs(calls(" restore ")) do
+      if type(c.params) == "table" and c.params["backup-uid"] then uids[#uids + 1] = c.params["backup-uid"] end
+    end
+    assert.equal(4, #uids)
+    for _, v in ipairs(set.velero) do
+      assert.not_equal(v.backup_uid, renewed[v.backup_name])
+      assert.is_true(uids[1] == renewed[v.backup_name] or uids[2] == renewed[v.backup_name]
+        or uids[3] == renewed[v.backup_name] or uids[4] == renewed[v.backup_name])
+    end
+  end)
+
+  it("refuses when a velero backup of the set is gone or not Completed", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    fake.edit(function(state)
+      local backups = state.models.velero.applications["velero-operator"].backups
+      for uid, b in pairs(backups) do
+        if b.app == "minio" then backups[uid] = nil end
+        if b.app == "mlmd" then b.phase = "PartiallyFailed" end
+      end
+    end)
+    empty_log()
+    local r = ckfb("restore", "--latest", "--config", config)
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  velero +minio%-velero%-backup%-config%-%w+ is gone %(Velero deletes a backup after its TTL",
+      r.stderr)
+    assert.matches("mlmd%-velero%-backup%-config%-%w+ is PartiallyFailed", r.stderr)
+    assert.same({}, destructive_calls())
+  end)
+
+  it("refuses when the charm no longer lists a database backup", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    fake.edit(function(state) state.models.kubeflow.applications["katib-db"].backups = {} end)
+    empty_log()
+    local r = ckfb("restore", "--latest", "--config", config)
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  katib%-db +backup %S+ is not listed in katib%-db list%-backups", r.stderr)
+    assert.same({}, destructive_calls())
+  end)
+
+  it("after a database restore, says to move it to a new S3 path; the next backup refuses until then", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    local r = ckfb("restore", "--latest", "--config", config, "--json")
+    assert.equal(0, r.code, r.stderr)
+    local steps = table.concat(json.decode(r.stdout).next_steps, "\n")
+    assert.matches("juju config %-m kubeflow s3%-integrator path=kfp%-db%-restored%-%d+", steps)
+    assert.matches("juju config %-m kubeflow katib%-s3 path=katib%-db%-restored%-%d+", steps)
+    local blocked = ckfb("backup", "--config", config)
+    assert.equal(3, blocked.code, blocked.stderr)
+    assert.matches("FAIL  kfp%-db +Move restored cluster to another S3 repository", blocked.stderr)
+    local juju = require "ckfb.juju"
+    assert(juju.config("s3-integrator", { path = "kfp-db-restored" }, { model = "kubeflow" }))
+    assert(juju.config("katib-s3", { path = "katib-db-restored" }, { model = "kubeflow" }))
+    local again = ckfb("backup", "--config", config)
+    assert.equal(0, again.code, again.stderr)
+  end)
+end)
+
 describe("ckfb list and prune", function()
   before_each(function() fake.reset(nil, STATE) end)
 
@@ -186,6 +309,24 @@ describe("ckfb list and prune", function()
     local velero = calls("run%-cli")
     assert.equal(4, #velero)
     assert.matches("^backup delete " .. old.velero[1].backup_name:gsub("%p", "%%%0"), velero[1].params.command)
+  end)
+
+  it("list warns of velero backups that are gone or expire within a week", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    fake.edit(function(state)
+      local backups = state.models.velero.applications["velero-operator"].backups
+      for uid, b in pairs(backups) do
+        if b.app == "minio" then backups[uid] = nil end
+        if b.app == "mlmd" then b["start-timestamp"] = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 27 * 86400) end
+      end
+    end)
+    local r = ckfb("list", "--config", config, "--json")
+    assert.equal(0, r.code, r.stderr)
+    local warnings = table.concat(json.decode(r.stdout)[1].warnings, "\n")
+    assert.matches("velero backup minio%-velero%-backup%-config%-%w+ is gone", warnings)
+    assert.matches("velero backup mlmd%-velero%-backup%-config%-%w+ expires in 3%.0 days", warnings)
+    assert.matches("WARN.*is gone", r.stderr)
   end)
 
   it("refuses a prune without --keep or --older-than", function()

@@ -196,6 +196,97 @@ describe("ckfb.juju", function()
     end)
   end)
 
+  describe("on a real juju 3.6 (its sources, as the emulator follows them)", function()
+    local proc = require "ckfb.proc"
+    local sys = require "ckfb.core.sys"
+    local home = assert(os.getenv("HOME"))
+    local LIST = { model = "kubeflow" }
+
+    it("a snap-confined juju cannot read a params file in /tmp", function()
+      local path = assert(sys.mkstemp("/tmp", "ckfb-spec-params-"))
+      local f = assert(io.open(path, "w"))
+      f:write('{"model": "kubeflow"}')
+      f:close()
+      local r = assert(proc.run({ juju.binary(), "run", "-m", "velero", "velero-operator/0", "list-backups",
+        "--format", "json", "--params", path }))
+      os.remove(path)
+      assert.equal(1, r.code)
+      assert.equal("ERROR open " .. path .. ": no such file or directory\n", r.stderr)
+    end)
+
+    it("writes params under ~/snap/juju/common, 0600, and removes them after the call", function()
+      local t = assert(juju.run("velero-operator/0", "list-backups", LIST, VELERO))
+      assert.equal("success", t.results.status)
+      local call = fake.calls()[1]
+      local path = call.argv[#call.argv]
+      assert.equal(home .. "/snap/juju/common/ckfb-params-" .. sys.getpid() .. "-", path:sub(1, #home + 31
+        + #tostring(sys.getpid())))
+      assert.equal("0o600", call.params_mode)
+      assert.is_nil(io.open(path))
+    end)
+
+    it("removes the params files a killed ckfb left behind", function()
+      local dir = home .. "/snap/juju/common"
+      local stale = dir .. "/ckfb-params-4194305-AbCdEf"   -- above Linux's pid_max: never alive
+      local mine = dir .. "/ckfb-params-" .. sys.getpid() .. "-keepme"
+      for _, p in ipairs { stale, mine } do assert(io.open(p, "w")):close() end
+      local ckfb = assert(os.getenv("CKFB"))
+      local r = assert(proc.run({ ckfb, "-e", [[assert(require("ckfb.juju").run("velero-operator/0",
+        "list-backups", {model = "kubeflow"}, {model = "velero"}))]] }))
+      assert.equal(0, r.code, r.stderr)
+      assert.is_nil(io.open(stale))
+      assert.is_not_nil(io.open(mine))                  -- a live process's file is left alone
+      os.remove(mine)
+    end)
+
+    it("uses TMPDIR when juju is not a snap", function()
+      local ckfb = assert(os.getenv("CKFB"))
+      local bare = os.getenv("CKFB_TEST_TMP") .. "/bare-home"
+      assert(require("ckfb.file").mkdir_p(bare))
+      local r = assert(proc.run({ ckfb, "-e", "print(require('ckfb.juju').params_dir())" },
+        { env = { HOME = bare, TMPDIR = bare } }))
+      assert.equal(bare .. "\n", r.stdout)
+    end)
+
+    it("reads an empty storage list: juju prints nothing at all", function()
+      fake.edit(function(state)
+        for _, app in pairs(state.models.kubeflow.applications) do app.storage = nil end
+      end)
+      assert.same({}, assert(juju.storage(KF)))
+    end)
+
+    it("accepts controller:model, and reports another controller as juju does", function()
+      local st = assert(juju.status { model = "microk8s-localhost:kubeflow" })
+      assert.equal("kubeflow", st.model.name)
+      local _, err = juju.run("kfp-db/0", "list-backups", nil, { model = "elsewhere:kubeflow" })
+      assert.equal("juju.error", err.code)
+      assert.matches("controller elsewhere not found", err.message)
+    end)
+
+    it("reports a failure whose stdout is not a task as juju.error, with juju's stderr", function()
+      local t, err = juju.run("kfp-db/0", "list-backups", nil, { model = "nosuch" })
+      assert.is_nil(t)
+      assert.equal("juju.error", err.code)                -- juju printed `{}` on stdout and exited 1
+      assert.matches("model microk8s%-localhost:admin/nosuch not found", err.detail.stderr)
+      assert.equal(1, err.detail.exit)
+    end)
+
+    it("gives --wait as a Go duration, fractions included", function()
+      assert.equal("900s", juju.go_duration(900))
+      assert.equal("500ms", juju.go_duration(0.5))
+      assert.equal("1501ms", juju.go_duration(1.5004))
+      assert(juju.run("kfp-db/0", "list-backups", nil, { model = "kubeflow", wait = 2.5 }))
+      assert.is_true(contains(fake.calls()[1].argv, "2500ms"))
+    end)
+
+    it("exits 0 with no task for an action the charm does not define, or params its schema refuses", function()
+      local _, err = juju.run("velero-operator/0", "restore", { ["backup-name"] = "x" }, VELERO)
+      assert.equal("juju.error", err.code)
+      assert.equal(0, err.detail.exit)
+      assert.matches("validation failed: %(root%) : backup%-uid is required", err.message)
+    end)
+  end)
+
   describe("offer, consume and integrate", function()
     it("change only what is missing", function()
       assert.same({ changed = true }, juju.offer("velero-operator:velero-backups", "velero-backups", VELERO))
