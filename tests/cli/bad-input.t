@@ -131,7 +131,7 @@ ckfb: juju.output: juju run printed no task: 42
 [1]
 
 $ CKFB_JUJU=fixtures/bad/juju-unscheduled.sh ckfb -e 'assert(require("ckfb.juju").run("a/0", "x", nil, {model = "m"}))'
-ckfb: juju.not_found: a/0 x: unit not ready
+ckfb: juju.error: a/0 x: unit not ready
 [1]
 
 $ CKFB_JUJU=fixtures/bad/juju-silent.sh ckfb -e 'assert(require("ckfb.juju").version())'
