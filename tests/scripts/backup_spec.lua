@@ -17,13 +17,18 @@ local REPORT = TMP .. "/report.json"
 
 local CHANGES = { offer = true, consume = true, integrate = true, ["scale-application"] = true }
 
-local function backup(...)
+--- Runs `ckfb backup` with a configuration file; the result has the JSON report.
+local function backup_config(path, ...)
   os.remove(REPORT)
-  local r = assert(proc.run({ CKFB, "backup", "--config", CONFIG, "--report", REPORT, ... }, { timeout = 120 }))
+  local r = assert(proc.run({ CKFB, "backup", "--config", path, "--report", REPORT, ... }, { timeout = 120 }))
   local f = io.open(REPORT)
   r.report = f and json.decode(f:read("a"))
   if f then f:close() end
   return r
+end
+
+local function backup(...)
+  return backup_config(CONFIG, ...)
 end
 
 --- The juju calls that change something (setup, scaling, backups).
@@ -186,15 +191,6 @@ local function params_paths()
   return out
 end
 
-local function calls_matching(pattern)
-  local out = {}
-  for _, c in ipairs(fake.calls()) do
-    local line = table.concat(c.argv, " ")
-    if line:find(pattern) then out[#out + 1] = { line = line, params = c.params } end
-  end
-  return out
-end
-
 local function config_with(change)
   local yaml = require "ckfb.yaml"
   local cfg = yaml.decode(assert(io.open(CONFIG)):read("a"))
@@ -204,15 +200,6 @@ local function config_with(change)
   f:write(yaml.encode(cfg))
   f:close()
   return path
-end
-
-local function backup_config(path)
-  os.remove(REPORT)
-  local r = assert(proc.run({ CKFB, "backup", "--config", path, "--report", REPORT }, { timeout = 120 }))
-  local f = io.open(REPORT)
-  r.report = f and json.decode(f:read("a"))
-  if f then f:close() end
-  return r
 end
 
 -- The rules of a real CKF, from the sources of juju and the charms (tests/emulators/juju
@@ -235,8 +222,8 @@ describe("ckfb backup on a real CKF's rules", function()
   it("backs up mysql-k8s from rev 300 on three units (two report ok_no_tolerance), never with force", function()
     local r = backup()
     assert.equal(0, r.code, r.stderr)
-    assert.equal(2, #calls_matching("^scale%-application %-m kubeflow %S+%-db 3$"))
-    for _, c in ipairs(calls_matching(" create%-backup ")) do
+    assert.equal(2, #fake.matching("^scale%-application %-m kubeflow %S+%-db 3$"))
+    for _, c in ipairs(fake.matching(" create%-backup ")) do
       assert.is_true(type(c.params) ~= "table" or c.params.force == nil)
     end
   end)
@@ -246,7 +233,7 @@ describe("ckfb backup on a real CKF's rules", function()
     local r = backup()
     assert.equal(0, r.code, r.stderr)
     assert.equal("complete", r.report.status)
-    assert.equal(2, #calls_matching("^scale%-application %-m kubeflow %S+%-db 2$"))
+    assert.equal(2, #fake.matching("^scale%-application %-m kubeflow %S+%-db 2$"))
   end)
 
   it("grows a cluster the charm finds too small to three, when its revision cannot be read", function()
@@ -256,7 +243,7 @@ describe("ckfb backup on a real CKF's rules", function()
     local r = backup()
     assert.equal(0, r.code, r.stderr)
     assert.matches("the charm refused a backup: Cluster is not in a healthy state; scaling to 3 units", r.stderr)
-    assert.equal(2, #calls_matching("^scale%-application %-m kubeflow %S+%-db 3$"))
+    assert.equal(2, #fake.matching("^scale%-application %-m kubeflow %S+%-db 3$"))
     local grown = {}
     for _, db in pairs(r.report.scaled) do grown[#grown + 1] = db end
     assert.same({ 1, 1 }, grown)                      -- what to scale back to: the size before the run
@@ -335,10 +322,10 @@ describe("ckfb backup on a real CKF's rules", function()
       c.models = { kubeflow = "microk8s-localhost:kubeflow", velero = "microk8s-localhost:velero" }
     end))
     assert.equal(0, r.code, r.stderr)
-    for _, c in ipairs(calls_matching(" create%-backup ")) do
+    for _, c in ipairs(fake.matching(" create%-backup ")) do
       if type(c.params) == "table" and c.params.target then assert.equal("kubeflow", c.params.model) end
     end
-    assert.is_true(#calls_matching("%-m microk8s%-localhost:kubeflow") > 0)
+    assert.is_true(#fake.matching("%-m microk8s%-localhost:kubeflow") > 0)
   end)
 end)
 

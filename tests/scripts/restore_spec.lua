@@ -31,13 +31,14 @@ local function ckfb(...)
   return assert(proc.run({ CKFB, ... }, { timeout = 120 }))
 end
 
-local function calls(pattern)
-  local out = {}
-  for _, c in ipairs(fake.calls()) do
-    local line = table.concat(c.argv, " ")
-    if line:find(pattern) then out[#out + 1] = { line = line, params = c.params } end
-  end
-  return out
+local calls = fake.matching
+
+--- Changes velero's backups: change(backups, uid, backup) for each one.
+local function edit_velero_backups(change)
+  fake.edit(function(state)
+    local backups = state.models.velero.applications["velero-operator"].backups
+    for uid, b in pairs(backups) do change(backups, uid, b) end
+  end)
 end
 
 local function store()
@@ -226,12 +227,9 @@ describe("ckfb restore proves itself first", function()
   it("refuses when a velero backup of the set is gone or not Completed", function()
     local config = isolated_config()
     assert.equal(0, ckfb("backup", "--config", config).code)
-    fake.edit(function(state)
-      local backups = state.models.velero.applications["velero-operator"].backups
-      for uid, b in pairs(backups) do
-        if b.app == "minio" then backups[uid] = nil end
-        if b.app == "mlmd" then b.phase = "PartiallyFailed" end
-      end
+    edit_velero_backups(function(backups, uid, b)
+      if b.app == "minio" then backups[uid] = nil end
+      if b.app == "mlmd" then b.phase = "PartiallyFailed" end
     end)
     empty_log()
     local r = ckfb("restore", "--latest", "--config", config)
@@ -314,12 +312,9 @@ describe("ckfb list and prune", function()
   it("list warns of velero backups that are gone or expire within a week", function()
     local config = isolated_config()
     assert.equal(0, ckfb("backup", "--config", config).code)
-    fake.edit(function(state)
-      local backups = state.models.velero.applications["velero-operator"].backups
-      for uid, b in pairs(backups) do
-        if b.app == "minio" then backups[uid] = nil end
-        if b.app == "mlmd" then b["start-timestamp"] = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 27 * 86400) end
-      end
+    edit_velero_backups(function(backups, uid, b)
+      if b.app == "minio" then backups[uid] = nil end
+      if b.app == "mlmd" then b["start-timestamp"] = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 27 * 86400) end
     end)
     local r = ckfb("list", "--config", config, "--json")
     assert.equal(0, r.code, r.stderr)

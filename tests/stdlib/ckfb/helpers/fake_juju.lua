@@ -68,6 +68,16 @@ function M.calls()
   return calls
 end
 
+--- The recorded calls whose command line matches a Lua pattern: {line = "...", params}.
+function M.matching(pattern)
+  local out = {}
+  for _, c in ipairs(M.calls()) do
+    local line = table.concat(c.argv, " ")
+    if line:find(pattern) then out[#out + 1] = { line = line, params = c.params } end
+  end
+  return out
+end
+
 --- The recorded argv lists whose first word is `command`.
 function M.argvs(command)
   local out = {}
