@@ -6,8 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -172,32 +170,6 @@ static int sys_alive (lua_State *L) {
 }
 
 
-/* sys.mkstemp(dir, prefix) -> the path of a new empty file only its owner can
-** read (0600, made with O_EXCL) | nil, message */
-static int sys_mkstemp (lua_State *L) {
-  const char *dir = luaL_checkstring(L, 1);
-  const char *prefix = luaL_checkstring(L, 2);
-  luaL_argcheck(L, strchr(prefix, '/') == NULL, 2, "a prefix, not a path");
-  size_t size = strlen(dir) + strlen(prefix) + sizeof "/XXXXXX";
-  char *path = malloc(size);
-  if (path == NULL)
-    return luaL_error(L, "not enough memory");
-  snprintf(path, size, "%s/%sXXXXXX", dir, prefix);
-  int fd = mkstemp(path);
-  int err = errno;
-  if (fd >= 0)
-    close(fd);
-  if (fd >= 0)
-    lua_pushstring(L, path);  /* may raise on memory: `path` would leak, once */
-  free(path);
-  if (fd >= 0)
-    return 1;
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", dir, strerror(err));
-  return 2;
-}
-
-
 /* sys.error_meta() -> the metatable of ckfb's structured errors */
 static int sys_error_meta (lua_State *L) {
   ckfb_push_error_meta(L);
@@ -211,7 +183,6 @@ static const luaL_Reg sys_funcs[] = {
   {"listdir", sys_listdir},
   {"getpid", sys_getpid},
   {"alive", sys_alive},
-  {"mkstemp", sys_mkstemp},
   {"embedded", sys_embedded},
   {"embedded_source", sys_embedded_source},
   {"environ", sys_environ},

@@ -40,7 +40,7 @@ local OPTIONS = {
   usage = "ckfb backup [options]",
   summary = "Backs up Charmed Kubeflow: velero backups of its targets and MySQL backups of its databases, "
     .. "started together, verified, and recorded as one backup set.",
-  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml; none is fine)" },
+  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
   { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
   { "--report", "FILE", "also write the JSON report to FILE" },
@@ -456,22 +456,23 @@ end
 
 local function backup_database(run, db)
   local need = run.db_units[db].needed
-  local result = { app = db, status = "failed" }
+  local result = { app = db, status = "running" }   -- recorded now: an interrupt finds it
+  run.databases[#run.databases + 1] = result
   local st, err = step(run, "scale " .. db, function()
     local had, serr = grow(run, db, need)
     if not had then return nil, serr end
     if had >= need then return { detail = had .. " units already" } end
     return { detail = string.format("%d -> %d units", had, need) }
   end)
-  if not st then result.error = err.message; return result end
+  if not st then result.status, result.error = "failed", err.message; return result end
   st, err = step(run, "ready " .. db, function()
     local s, werr = wait_ready(run, db, need)
     if not s then return nil, werr end
     return { detail = #juju.units(s, db) .. " units active and idle" }
   end)
-  if not st then result.error = err.message; return result end
+  if not st then result.status, result.error = "failed", err.message; return result end
   local r, berr = step(run, "backup " .. db, function() return create_database_backup(run, db) end)
-  if not r then result.error = berr.message; return result end
+  if not r then result.status, result.error = "failed", berr.message; return result end
   result.status, result.unit, result.primary, result.backup_id = "created", r.unit, r.primary, r.backup_id
   return result
 end
@@ -500,7 +501,8 @@ end
 
 local function backup_velero(run, target)
   local cfg = run.cfg
-  local result = { target = target, status = "failed" }
+  local result = { target = target, status = "running" }   -- recorded now: an interrupt finds it
+  run.velero[#run.velero + 1] = result
   local r, err = step(run, "backup " .. target, function()
     local t, terr = juju.run(cfg.velero.app .. "/leader", "create-backup",
       { target = target, model = ckf.kubeflow_model(cfg) }, { model = cfg.models.velero, wait = cfg.velero.wait })
@@ -512,7 +514,7 @@ local function backup_velero(run, target)
     return { backup_name = t.results["backup-name"], detail = tostring(t.results["backup-name"]) }
   end)
   if not r then
-    result.error = err.message
+    result.status, result.error = "failed", err.message
     if errors.is(err, "backup.running") then result.status, result.task_id = "running", err.detail.task_id end
     return result
   end
@@ -524,9 +526,7 @@ end
 -- `parallel`), each polling its Backup for up to five minutes: the targets go in order,
 -- each with the whole wait, rather than all at once racing the same --wait in one queue.
 local function backup_velero_chain(run)
-  local out = {}
-  for _, target in ipairs(run.targets) do out[#out + 1] = backup_velero(run, target) end
-  return out
+  for _, target in ipairs(run.targets) do backup_velero(run, target) end
 end
 
 -------------------------------------------------------------------- verify and record
@@ -596,26 +596,24 @@ local function manifest(run)
 end
 
 
+--- Writes the manifest (atomically, locally; then to S3 unless the loop is stopping).
+local function save_manifest(run, store)
+  local path, where = sets.save(run.cfg, run.state_dir, manifest(run), store)
+  if not path then return nil, where end
+  run.manifest_path, run.manifest_s3 = path, where
+  return { detail = path .. (where and (", " .. where) or "") }
+end
+
 local function record(run)
-  return step(run, "record", function()
-    local m = manifest(run)
-    local text = json.encode(m, { pretty = true })
-    local dir = run.state_dir .. "/sets"
-    local ok, err = file.mkdir_p(dir)
-    if ok then ok, err = write_file(dir .. "/" .. run.id .. ".json", text .. "\n") end
-    if not ok then return nil, err end
-    run.manifest_path = dir .. "/" .. run.id .. ".json"
-    if run.s3 then
-      local key = sets.s3_key(run.cfg, run.id)
-      local put, perr = run.s3:put(run.cfg.s3.bucket, key, { body = text }, { content_type = "application/json" })
-      if not put then return nil, perr end
-      run.manifest_s3 = "s3://" .. run.cfg.s3.bucket .. "/" .. key
-    end
-    return { detail = run.manifest_path .. (run.manifest_s3 and (", " .. run.manifest_s3) or "") }
-  end)
+  return step(run, "record", function() return save_manifest(run, run.s3) end)
 end
 
 -------------------------------------------------------------------- report
+
+local function velero_command(cfg, target)
+  return string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait %s", cfg.models.velero,
+    cfg.velero.app, target, ckf.kubeflow_model(cfg), juju.go_duration(cfg.velero.wait))
+end
 
 local function next_steps(run)
   local out, cfg, retry = {}, run.cfg, false
@@ -625,13 +623,26 @@ local function next_steps(run)
         r.target)
     elseif r.status ~= "created" then
       retry = true
-      out[#out + 1] = string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait %s",
-        cfg.models.velero, cfg.velero.app, r.target, ckf.kubeflow_model(cfg), juju.go_duration(cfg.velero.wait))
+      if r.status == "interrupted" then
+        out[#out + 1] = string.format("juju run -m %s %s/leader list-backups model=%s   (%s was being backed up "
+          .. "when ckfb stopped: its backup may exist)", cfg.models.velero, cfg.velero.app, ckf.kubeflow_model(cfg),
+          r.target)
+      end
+      out[#out + 1] = velero_command(cfg, r.target)
     end
+  end
+  for _, target in ipairs(run.targets) do
+    local started = false
+    for _, r in ipairs(run.velero) do started = started or r.target == target end
+    if not started and run.status ~= "refused" then retry = true; out[#out + 1] = velero_command(cfg, target) end
   end
   for _, r in ipairs(run.databases) do
     if r.status ~= "created" then
       retry = true
+      if r.status == "interrupted" then
+        out[#out + 1] = string.format("juju run -m %s %s/leader list-backups   (a backup was being made when ckfb "
+          .. "stopped: it may exist)", cfg.models.kubeflow, r.app)
+      end
       out[#out + 1] = string.format("juju run -m %s %s/leader get-cluster-status   (then create-backup on a "
         .. "non-primary unit)", cfg.models.kubeflow, r.app)
     end
@@ -706,9 +717,7 @@ local function execute(run)
   local jobs = {}
   for _, db in ipairs(run.cfg.databases) do jobs[#jobs + 1] = function() return backup_database(run, db) end end
   jobs[#jobs + 1] = function() return backup_velero_chain(run) end
-  local results = { task.all(jobs) }   -- every chain starts now; each reports, none raises
-  for i, db in ipairs(run.cfg.databases) do run.databases[#run.databases + 1] = results[i] or { app = db } end
-  for _, r in ipairs(results[#jobs] or {}) do run.velero[#run.velero + 1] = r end
+  task.all(jobs)   -- every chain starts now; each records its components as it goes, none raises
   verify(run)
   return true
 end
@@ -725,10 +734,15 @@ local function outcome(run)
   return "failed", EXIT.failed
 end
 
-local function new_run(cfg, opts)
-  local state_dir = sets.state_dir(cfg)
+--- The on_end hooks (notifications): the run is over, so their errors only warn.
+local function end_hooks(run)
+  local ok, err = hooks.run("on_end", run)
+  if not ok then log.warn("%s", err.message) end
+end
+
+local function new_run(cfg, opts, state_dir)
   return {
-    cfg = cfg, opts = opts, id = "ckf-" .. os.date("!%Y%m%dT%H%M%SZ"), started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    cfg = cfg, opts = opts, id = sets.new_id(), started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
     state_dir = state_dir, checks = {}, db_storage = {}, db_units = {}, targets = {}, skipped = {}, velero = {},
     databases = {}, scaled = {}, scaled_back = {}, changes = {}, status = "running",
   }
@@ -744,7 +758,9 @@ local function main(args)
     local loaded, herr = hooks.load(hook_file)
     if not loaded then return usage_error(herr.message) end
   end
-  local run = new_run(cfg, opts)
+  local state_dir, serr = sets.state_dir(cfg)
+  if not state_dir then return usage_error(serr.message) end
+  local run = new_run(cfg, opts, state_dir)
   local passed = preflight(run)
   print_checks(run)
   if not passed then
@@ -752,6 +768,7 @@ local function main(args)
     if run.lock then run.lock:release() end
     emit_report(run)
     io.stderr:write("ckfb backup: refused by preflight: nothing was changed\n")
+    end_hooks(run)
     return EXIT.refused
   end
   run.plan = make_plan(run)
@@ -773,26 +790,35 @@ local function main(args)
     run.status, code = outcome(run)
     local recorded, rerr = record(run)
     if not recorded then run.error = rerr.message; code = code == EXIT.ok and EXIT.partial or code end
-    hooks.run(code == EXIT.ok and "after_backup" or "on_failure", run)
+    if code == EXIT.ok then
+      local hooked, herr = hooks.run("after_backup", run)
+      if not hooked then  -- a site's check after the backup is part of the backup
+        run.status, run.error, code = "failed", herr.message, EXIT.failed
+        save_manifest(run, run.s3)
+      end
+    end
+    if code ~= EXIT.ok then hooks.run("on_failure", run) end
   else
     run.status = sys.interrupted() and "interrupted" or "failed"
     run.error = tostring(err)
+    for _, list in ipairs { run.velero, run.databases } do
+      for _, r in ipairs(list) do
+        if r.status == "running" and not r.task_id then r.status = "interrupted" end
+      end
+    end
     if not sys.interrupted() then
       if opts.restore_scale then restore_scale(run) end
       record(run)
       hooks.run("on_failure", run)
-    else  -- the loop is stopping: keep to local files
-      local dir = run.state_dir .. "/sets"
-      local text = json.encode(manifest(run), { pretty = true })
-      if file.mkdir_p(dir) and write_file(dir .. "/" .. run.id .. ".json", text) then
-        run.manifest_path = dir .. "/" .. run.id .. ".json"
-      end
+    else
+      save_manifest(run, nil)  -- the loop is stopping: keep to the local file
     end
     code = EXIT.failed
   end
   run.lock:release()
   summary(run)
   if not emit_report(run) and code == EXIT.ok then code = EXIT.failed end  -- asked for, not delivered
+  end_hooks(run)
   if not done and sys.interrupted() then error(err, 0) end  -- 130 or 143 from the host
   return code
 end

@@ -15,8 +15,9 @@ local sets = require "ckfb.sets"
 local OPTIONS = {
   usage = "ckfb list [options]",
   summary = "Lists the backup sets ckfb recorded (locally and in S3), with the live status of every component.",
-  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml)" },
+  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
   { "--json", nil, "print the sets as JSON" },
+  { "--orphans", nil, "list the backups the charms hold that belong to no set instead" },
 }
 
 --- Live status: velero backups by name, database backups by app and id.
@@ -69,6 +70,39 @@ local function check_set(m, velero, databases)
   return complete
 end
 
+--- Backups the charms list that no trusted set names: velero's for the Kubeflow model, and
+-- each database's (an interrupted or unrecorded run leaves them).
+local function orphans(all, velero, databases)
+  local named = {}
+  for _, entry in ipairs(all) do
+    if entry.trusted then
+      for _, v in ipairs(entry.manifest.velero or {}) do named["velero:" .. tostring(v.backup_name)] = true end
+      for _, d in ipairs(entry.manifest.databases or {}) do
+        named[d.app .. ":" .. tostring(d.backup_id)] = true
+      end
+    end
+  end
+  local out = {}
+  for name, b in pairs(velero) do
+    if not named["velero:" .. name] then
+      out[#out + 1] = { kind = "velero", name = name, uid = b.uid, phase = b.phase }
+    end
+  end
+  for db, backups in pairs(databases) do
+    for id, status in pairs(backups) do
+      if not named[db .. ":" .. id] then out[#out + 1] = { kind = db, name = id, status = status } end
+    end
+  end
+  table.sort(out, function(a, b) return a.kind .. a.name < b.kind .. b.name end)
+  return out
+end
+
+local function print_orphans(list, as_json)
+  if as_json then print(json.encode(json.array(list), { pretty = true })); return end
+  if #list == 0 then print("no backups outside the recorded sets"); return end
+  for _, o in ipairs(list) do print(string.format("%-10s %s", o.kind, o.name)) end
+end
+
 local function main(args)
   local ok, opts = pcall(options.parse, OPTIONS, args)
   if not ok then io.stderr:write("ckfb list: ", tostring(opts.message or opts), "\n"); return 2 end
@@ -79,11 +113,13 @@ local function main(args)
   local all, err = sets.list(cfg, store)
   if not all then io.stderr:write("ckfb list: ", err.message, "\n"); return 1 end
   local velero, databases = live(cfg)
+  if opts.orphans then print_orphans(orphans(all, velero, databases), opts.json); return 0 end
   local out, now = {}, os.time()
   for _, entry in ipairs(all) do
     local m = entry.manifest
-    m.complete = check_set(m, velero, databases)
-    m.stored = entry.where
+    m.complete = entry.trusted and check_set(m, velero, databases)
+    m.stored, m.trusted, m.problem = entry.where, entry.trusted, entry.problem
+    if not entry.trusted then log.warn("%s is untrusted: %s", m.id, entry.problem) end
     m.warnings = json.array(expiry_warnings(m, velero, now))
     for _, w in ipairs(m.warnings) do log.warn("%s", w) end
     out[#out + 1] = m
@@ -95,8 +131,9 @@ local function main(args)
     local parts = {}
     for _, v in ipairs(m.velero or {}) do parts[#parts + 1] = (v.target:match("^[^:]+") or "?") .. ":" .. v.live end
     for _, d in ipairs(m.databases or {}) do parts[#parts + 1] = d.app .. ":" .. d.live end
-    print(string.format("%-22s %-12s %-10s %s", m.id, m.complete and "complete" or ("INCOMPLETE"),
-      table.concat(m.stored, "+"), table.concat(parts, " ")))
+    print(string.format("%-22s %-12s %-10s %s", m.id, not m.trusted and "UNTRUSTED"
+      or m.complete and "complete" or "INCOMPLETE", table.concat(m.stored, "+"),
+      m.trusted and table.concat(parts, " ") or m.problem))
   end
   return 0
 end

@@ -2,7 +2,15 @@
 -- backups (through the charm's run-cli action), the database backup objects
 -- in S3, then the set's manifest. Without --yes it only shows what it would
 -- delete.
+--
+-- A manifest is untrusted input: only sets that pass the schema are counted
+-- or deleted, and a set deletes only what the charms themselves list now
+-- (velero's and mysql-k8s's list-backups), in the bucket and path the live
+-- s3-integrator configures, and nothing another kept set still names.
 --   ckfb prune --keep N | --older-than DURATION [--yes] [--config FILE] [--json]
+-- --keep N (N >= 1) keeps the newest N complete sets and everything newer;
+-- with --older-than too, a set goes only when both allow it; --older-than
+-- alone never deletes the newest complete set.
 -- DURATION: 30d, 12h, 2w. Exit codes: 0 ok, 1 failed, 2 usage or configuration.
 local juju = require "ckfb.juju"
 local ckf = require "ckfb.ckf"
@@ -14,9 +22,9 @@ local sets = require "ckfb.sets"
 local OPTIONS = {
   usage = "ckfb prune --keep N | --older-than DURATION [options]",
   summary = "Deletes old backup sets whole: velero backups, database backup objects in S3, manifests.",
-  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml)" },
-  { "--keep", "N", "keep the newest N sets" },
-  { "--older-than", "DURATION", "delete the sets older than DURATION (30d, 12h, 2w)" },
+  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  { "--keep", "N", "keep the newest N complete sets (N >= 1), and every newer set" },
+  { "--older-than", "DURATION", "delete only sets older than DURATION (30d, 12h, 2w)" },
   { "--yes", nil, "really delete (otherwise only show what would go)" },
   { "--json", nil, "print what was (or would be) deleted as JSON" },
 }
@@ -28,58 +36,124 @@ local function seconds(duration)
   return n and tonumber(n) * UNITS[unit] or nil
 end
 
-local function doomed(all, opts)
-  local out = {}
-  local keep, age = tonumber(opts.keep), opts.older_than and seconds(opts.older_than)
-  for i, entry in ipairs(all) do
-    local when = ckf.epoch(tostring(entry.manifest.id):match("%d+T%d+Z"))
-    if (keep and i > keep) or (age and when and os.time() - when > age) then out[#out + 1] = entry end
+--- The trusted sets to delete, newest first: each allowed by --keep and by --older-than.
+local function doomed(all, keep, age, now)
+  local out, complete = {}, 0
+  for _, entry in ipairs(all) do
+    local m = entry.manifest
+    if entry.trusted then
+      local kept_by_count = keep and complete < keep
+      if m.status == "complete" then complete = complete + 1 end
+      local newest_good = not keep and m.status == "complete" and complete == 1
+      local old = not age or now - ckf.epoch(m.id:match("%d+T%d+Z")) > age
+      if not kept_by_count and not newest_good and old then out[#out + 1] = entry end
+    end
   end
   return out
 end
 
---- Deletes one set's parts, the manifest last: a set is never half gone from the list.
-local function delete_set(cfg, store, m)
+--- What the charms list now: velero backups by name; per database, its bucket, path and backups.
+local function live_state(cfg)
+  local velero, err = ckf.list_velero(cfg)
+  if not velero then return nil, err end
+  local st, serr = juju.status { model = cfg.models.kubeflow }
+  if not st then return nil, serr end
+  local databases = {}
+  for _, db in ipairs(cfg.databases) do
+    local storage = ckf.database_storage(cfg, st, db)
+    local backups = storage and ckf.list_mysql(cfg, db)
+    if storage and backups then databases[db] = { bucket = storage.bucket, path = storage.path, backups = backups } end
+  end
+  return { velero = velero, databases = databases }
+end
+
+--- Every velero backup and database backup a set names: "velero:<name>", "<app>:<backup id>".
+local function parts(m)
+  local out = {}
+  for _, v in ipairs(m.velero or {}) do if v.backup_name then out["velero:" .. v.backup_name] = true end end
+  for _, d in ipairs(m.databases or {}) do if d.backup_id then out[d.app .. ":" .. d.backup_id] = true end end
+  return out
+end
+
+--- The objects of one database backup: <path>/<id>.md5, .metadata, .backup.log and <path>/<id>/...
+local function backup_objects(store, db, backup_id)
+  local base = (db.path ~= "" and db.path .. "/" or "") .. backup_id
+  local listed, err = store:list { bucket = db.bucket, prefix = base }
+  if not listed then return nil, err end
+  local keys = {}
+  for _, o in ipairs(listed.objects) do
+    local rest = o.key:sub(#base + 1)
+    if rest == ".md5" or rest == ".metadata" or rest == ".backup.log" or rest:sub(1, 1) == "/" then
+      keys[#keys + 1] = o.key
+    end
+  end
+  return keys
+end
+
+--- Deletes one set's parts that the charms list and no kept set names, the manifest last.
+local function delete_set(cfg, store, m, live, kept)
   for _, v in ipairs(m.velero or {}) do
-    if v.backup_name then
+    if v.backup_name and live.velero[v.backup_name] and not kept["velero:" .. v.backup_name] then
       local ok, err = juju.run(cfg.velero.app .. "/leader", "run-cli",
         { command = "backup delete " .. v.backup_name .. " --confirm" }, { model = cfg.models.velero, wait = 300 })
       if not ok then return nil, err end
     end
   end
   for _, d in ipairs(m.databases or {}) do
-    if store and d.bucket and d.s3_key then
-      local prefix = d.s3_key:gsub("%.md5$", "")
-      local listed, err = store:list { bucket = d.bucket, prefix = prefix }
-      if not listed then return nil, err end
-      local keys = {}
-      for _, o in ipairs(listed.objects) do keys[#keys + 1] = o.key end
-      local result = store:delete(d.bucket, keys)
+    local db = live.databases[d.app]
+    if store and d.backup_id and db and db.backups[d.backup_id] and not kept[d.app .. ":" .. d.backup_id] then
+      local keys, err = backup_objects(store, db, d.backup_id)
+      if not keys then return nil, err end
+      local result = store:delete(db.bucket, keys)
       if next(result.errors) then return nil, select(2, next(result.errors)) end
     end
   end
-  return sets.forget(cfg, store, m.id)
+  return sets.forget(cfg, store, m)
+end
+
+local function parse(args)
+  local ok, opts = pcall(options.parse, OPTIONS, args)
+  if not ok then return nil, tostring(opts.message or opts) end
+  if opts.help then return opts end
+  if not opts.keep and not opts.older_than then return nil, "give --keep N or --older-than DURATION" end
+  local keep = opts.keep and math.tointeger(tonumber(opts.keep))
+  if opts.keep and not (tostring(opts.keep):match("^%d+$") and keep >= 1) then
+    return nil, "--keep takes a number of complete sets to keep, at least 1"
+  end
+  if opts.older_than and not seconds(opts.older_than) then
+    return nil, "--older-than takes a duration such as 30d, 12h or 2w"
+  end
+  opts.keep_n, opts.age = keep, opts.older_than and seconds(opts.older_than)
+  return opts
 end
 
 local function main(args)
-  local ok, opts = pcall(options.parse, OPTIONS, args)
-  if not ok then io.stderr:write("ckfb prune: ", tostring(opts.message or opts), "\n"); return 2 end
+  local opts, perr = parse(args)
+  if not opts then io.stderr:write("ckfb prune: ", perr, " (try 'ckfb prune --help')\n"); return 2 end
   if opts.help then print(options.help(OPTIONS)); return 0 end
-  if not opts.keep and not opts.older_than then
-    io.stderr:write("ckfb prune: give --keep N or --older-than DURATION (try 'ckfb prune --help')\n")
-    return 2
-  end
-  if (opts.keep and not tostring(opts.keep):match("^%d+$")) or (opts.older_than and not seconds(opts.older_than)) then
-    io.stderr:write("ckfb prune: --keep takes a number, --older-than a duration such as 30d\n")
-    return 2
-  end
   local cfg, cerr = sets.load(opts.config)
   if not cfg then io.stderr:write("ckfb prune: ", cerr.message, "\n"); return 2 end
   local store = sets.s3(cfg)
   local all, err = sets.list(cfg, store)
   if not all then io.stderr:write("ckfb prune: ", err.message, "\n"); return 1 end
-  local victims = doomed(all, opts)
+  for _, entry in ipairs(all) do
+    if not entry.trusted then log.warn("ignored %s: %s", entry.manifest.id, entry.problem) end
+  end
+  local victims = doomed(all, opts.keep_n, opts.age, os.time())
   local report = { deleted = {}, kept = #all - #victims, dry_run = not opts.yes }
+  local doomed_ids = {}
+  for _, entry in ipairs(victims) do doomed_ids[entry.manifest.id] = true end
+  local kept = {}
+  for _, entry in ipairs(all) do
+    if entry.trusted and not doomed_ids[entry.manifest.id] then
+      for part in pairs(parts(entry.manifest)) do kept[part] = true end
+    end
+  end
+  local live, lerr
+  if opts.yes and #victims > 0 then
+    live, lerr = live_state(cfg)
+    if not live then io.stderr:write("ckfb prune: ", lerr.message, " (nothing deleted)\n"); return 1 end
+  end
   local code = 0
   for _, entry in ipairs(victims) do
     local id = entry.manifest.id
@@ -87,7 +161,7 @@ local function main(args)
       io.stderr:write("would delete ", id, " (", tostring(entry.manifest.status), ")\n")
       report.deleted[#report.deleted + 1] = id
     else
-      local done, derr = delete_set(cfg, store, entry.manifest)
+      local done, derr = delete_set(cfg, store, entry.manifest, live, kept)
       if done then
         log.info("deleted backup set %s", id)
         report.deleted[#report.deleted + 1] = id

@@ -25,16 +25,18 @@ local progress = require "ckfb.progress"
 local lock = require "ckfb.lock"
 local sets = require "ckfb.sets"
 local file = require "ckfb.file"
+local sys = require "ckfb.core.sys"
 
 local OPTIONS = {
   usage = "ckfb restore SET_ID | --latest [options]",
   summary = "Restores a backup set recorded by ckfb backup (see ckfb list).",
-  { "--config", "FILE", "configuration (default ./ckfb.yaml, then /etc/ckfb/ckfb.yaml)" },
+  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
   { "--latest", nil, "restore the newest set" },
   { "--components", "LIST", "restore only these (comma-separated: minio, mlmd, the velero targets, the databases)" },
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
   { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
   { "--report", "FILE", "also write the JSON report to FILE" },
+  { "--yes", nil, "do not ask for the set id to be typed (required without a terminal)" },
   epilog = { "", "exit codes: 0 restored, 1 failed, 2 usage or configuration error, 3 refused by preflight" },
 }
 
@@ -315,6 +317,23 @@ local function preflight(cfg, set, pick, opts)
   return checks, state
 end
 
+-------------------------------------------------------------------- confirmation
+
+--- A restore scales minio and mlmd to 0 and removes their storage: on a terminal the
+-- operator types the set id; without one, --yes must say so. -> true | nil, message, exit code
+local function confirm(set, plan, opts)
+  if opts.yes then return true end
+  if not sys.isatty(0) or not sys.isatty(2) then
+    return nil, "a restore changes the running CKF: give --yes to run it without a terminal", 2
+  end
+  io.stderr:write(string.format("This restore runs %d steps on the live deployment, starting with:\n", #plan))
+  for i = 1, math.min(3, #plan) do io.stderr:write("  ", plan[i].label, "\n") end
+  io.stderr:write("Type the set id (", set.id, ") to go on: ")
+  local answer = io.stdin:read("l")
+  if answer ~= set.id then return nil, "not confirmed: nothing was changed", 1 end
+  return true
+end
+
 -------------------------------------------------------------------- the run
 
 local function main(args)
@@ -332,11 +351,13 @@ local function main(args)
     local loaded, herr = hooks.load(hook_file)
     if not loaded then io.stderr:write("ckfb restore: ", herr.message, "\n"); return 2 end
   end
+  local state_dir, serr = sets.state_dir(cfg)
+  if not state_dir then io.stderr:write("ckfb restore: ", serr.message, "\n"); return 2 end
   local entry, ferr = sets.find(cfg, sets.s3(cfg), id)
   if not entry then io.stderr:write("ckfb restore: ", ferr.message, "\n"); return 2 end
   local set, pick = entry.manifest, selected(opts)
   local checks, state = preflight(cfg, set, pick, opts)
-  local held, lerr = lock.acquire(sets.state_dir(cfg), "backup-" .. cfg.models.kubeflow .. "-" .. cfg.models.velero,
+  local held, lerr = lock.acquire(state_dir, "backup-" .. cfg.models.kubeflow .. "-" .. cfg.models.velero,
     { restore = set.id })
   checks[#checks + 1] = { name = "lock", status = held and "ok" or "fail", detail = held and "no other ckfb run"
     or lerr.message }
@@ -362,6 +383,12 @@ local function main(args)
       for i, s in ipairs(plan) do io.stderr:write(string.format("%3d. %s\n       %s\n", i, s.label, s.command)) end
     end
     return 0
+  end
+  local confirmed, why, code = confirm(set, plan, opts)
+  if not confirmed then
+    held:release()
+    io.stderr:write("ckfb restore: ", why, "\n")
+    return code
   end
   local run = { set = set, plan = plan, done = {}, cfg = cfg }
   local hok, herr = hooks.run("before_restore", run)

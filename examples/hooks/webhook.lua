@@ -1,5 +1,6 @@
 -- Hook: post the outcome of every backup to a webhook (Slack, Mattermost,
--- Teams or any HTTP endpoint that takes JSON), on success and on failure.
+-- Teams or any HTTP endpoint that takes JSON): success, failure, and a
+-- preflight refusal alike (the on_end event ends every run).
 -- The URL comes from $CKFB_WEBHOOK_URL, so it stays out of the config file.
 -- Advisory: a webhook that is down never fails a backup.
 --
@@ -28,5 +29,4 @@ local function post(run)
   end
 end
 
-hooks.on("after_backup", post, { advisory = true })
-hooks.on("on_failure", post, { advisory = true })
+hooks.on("on_end", post, { advisory = true })

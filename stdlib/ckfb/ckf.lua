@@ -3,6 +3,7 @@
 -- §12), shared by the backup, restore and list scripts.
 local juju = require "ckfb.juju"
 local k8s = require "ckfb.k8s"
+local errors = require "ckfb.error"
 
 local M = {}
 
@@ -57,6 +58,24 @@ function M.list_mysql(cfg, db)
   local t, err = juju.run(db .. "/leader", "list-backups", nil, { model = cfg.models.kubeflow, wait = 300 })
   if not t then return nil, err end
   return M.parse_mysql_backups(t.results.backups)
+end
+
+--- database_storage(cfg, status, db) -> {integrator, bucket, path} of the s3-integrator related
+-- to a database now | nil, err (never a bucket read from a manifest).
+function M.database_storage(cfg, status, db)
+  local app = type(status) == "table" and type(status.applications) == "table" and status.applications[db]
+  local rels = type(app) == "table" and type(app.relations) == "table" and app.relations["s3-parameters"]
+  local integrator = type(rels) == "table" and type(rels[1]) == "table" and rels[1]["related-application"]
+  if type(integrator) ~= "string" then
+    return nil, errors.new("ckf.no_storage", db .. ": no s3-integrator is related to it")
+  end
+  local settings, err = juju.config(integrator, nil, { model = cfg.models.kubeflow })
+  if not settings then return nil, err end
+  if type(settings.bucket) ~= "string" or settings.bucket == "" then
+    return nil, errors.new("ckf.no_storage", integrator .. " has no bucket configured")
+  end
+  local path = tostring(settings.path or ""):gsub("^/+", ""):gsub("/+$", "")
+  return { integrator = integrator, bucket = settings.bucket, path = path }
 end
 
 --- The object key of a database backup's checksum (s3_helpers.py: pathlib.Path(path) / id).

@@ -103,11 +103,13 @@ local function load_script(name)
   if name == "-" then
     return load(io.read("a"), "=stdin")
   end
+  -- a shipped name always means the shipped script: a file of that name in the current
+  -- directory runs only by a path (`ckfb ./backup`)
+  local path = stdlib.scripts[name]
+  if path then return load(stdlib.source(path), "@" .. path) end
   local kind = sys.filetype(name)
   if kind == "file" then return loadfile(name) end
   if kind == "directory" then usage_error("'%s' is a directory, not a script", name) end
-  local path = stdlib.scripts[name]
-  if path then return load(stdlib.source(path), "@" .. path) end
   if name:find("[/.]") then usage_error("cannot open script '%s': no such file", name) end
   usage_error("'%s' is neither a file nor a shipped script (shipped: %s)", name, shipped_names())
 end

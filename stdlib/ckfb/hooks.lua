@@ -7,15 +7,18 @@
 --   hooks.on("after_backup", notify, { advisory = true })  -- its error only warns
 --
 -- Events: preflight, before_backup, before_step, after_step, after_backup,
--- before_restore, after_restore, on_failure. Each function gets the run's context (plan, results so far).
--- An error in a hook fails the run unless the hook was registered advisory.
+-- before_restore, after_restore, on_failure, and on_end, which runs last in
+-- every run, refusals included (for notifications). Each function gets the
+-- run's context (plan, results so far). An error in a hook fails the run
+-- unless the hook was registered advisory (on_end's errors only warn: the
+-- run is over).
 local errors = require "ckfb.error"
 local log = require "ckfb.log"
 
 local M = {}
 
 M.EVENTS = { preflight = true, before_backup = true, before_step = true, after_step = true,
-             after_backup = true, on_failure = true, before_restore = true, after_restore = true }
+             after_backup = true, on_failure = true, before_restore = true, after_restore = true, on_end = true }
 
 local registered = {}
 

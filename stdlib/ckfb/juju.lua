@@ -18,6 +18,7 @@ local log = require "ckfb.log"
 local file = require "ckfb.file"
 local loop = require "ckfb.core.loop"
 local sys = require "ckfb.core.sys"
+local core_file = require "ckfb.core.file"
 
 local M = {}
 
@@ -225,7 +226,7 @@ local function params_file(params)
   local dir, err = M.params_dir()
   if not dir then return nil, err end
   sweep(dir)
-  local path, merr = sys.mkstemp(dir, PARAMS_PREFIX .. sys.getpid() .. "-")
+  local path, merr = core_file.mkstemp(dir, PARAMS_PREFIX .. sys.getpid() .. "-")
   if not path then return nil, errors.new("juju.params", "cannot write the params file: " .. merr) end
   local handle = setmetatable({ path = path }, { __close = function(t) os.remove(t.path) end })
   local ok, werr = file.write(path, json.encode(params))  -- JSON is YAML, and juju reads --params as YAML

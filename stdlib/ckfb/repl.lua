@@ -15,7 +15,8 @@ M.GLOBALS = { juju = "ckfb.juju", k8s = "ckfb.k8s", s3 = "ckfb.s3", json = "ckfb
 
 --- The configuration file's kubernetes and s3 sections, when there is one.
 local function site_config()
-  for _, path in ipairs { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } do
+  local search, explicit = require("ckfb.sets").config_search()
+  for _, path in ipairs(explicit and { explicit } or search) do
     local text = require("ckfb.file").read(path)
     if text then
       local doc = require("ckfb.yaml").decode(text)

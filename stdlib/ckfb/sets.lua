@@ -21,22 +21,61 @@ M.DEFAULTS = {
   kubernetes = { kubeconfig = "", context = "", required = true },
   s3 = json.null,   -- optional: endpoint, region, bucket, prefix, access_key, secret_key, profile
   hooks = {},       -- site hook files
-  state_dir = "",   -- manifests and the lock; default ~/.local/state/ckfb
+  state_dir = "",   -- manifests and the lock; default $XDG_STATE_HOME/ckfb (~/.local/state/ckfb)
   poll = 2,         -- seconds between status polls
 }
 
---- load(path [, defaults]) -> config | nil, err: --config FILE, else ./ckfb.yaml, else
--- /etc/ckfb/ckfb.yaml, checked against defaults (M.DEFAULTS unless a script has its own).
+--- The configuration files searched, in order, when no --config is given. Never the
+-- current directory: a checkout or a download there must not configure a run.
+function M.config_search()
+  local out = {}
+  local explicit = os.getenv("CKFB_CONFIG")
+  if explicit and explicit ~= "" then return nil, explicit end
+  local xdg = os.getenv("XDG_CONFIG_HOME")
+  local home = os.getenv("HOME")
+  if xdg and xdg ~= "" then out[#out + 1] = xdg .. "/ckfb/ckfb.yaml"
+  elseif home and home ~= "" then out[#out + 1] = home .. "/.config/ckfb/ckfb.yaml" end
+  out[#out + 1] = "/etc/ckfb/ckfb.yaml"
+  return out
+end
+
+--- load(path [, defaults]) -> config | nil, err: --config FILE, else $CKFB_CONFIG, else
+-- $XDG_CONFIG_HOME/ckfb/ckfb.yaml (~/.config), else /etc/ckfb/ckfb.yaml, checked against
+-- defaults (M.DEFAULTS unless a script has its own).
 function M.load(path, defaults)
-  return config.load(defaults or M.DEFAULTS, { file = path, search = { "./ckfb.yaml", "/etc/ckfb/ckfb.yaml" } })
+  local search, explicit = M.config_search()
+  return config.load(defaults or M.DEFAULTS, { file = path or explicit, search = search })
 end
 
+--- state_dir(cfg) -> the state directory | nil, err. It is made (0700) if missing and must
+-- belong to this user and be writable by nobody else; there is no fallback under /tmp.
 function M.state_dir(cfg)
-  if cfg.state_dir ~= "" then return cfg.state_dir end
-  return (os.getenv("XDG_STATE_HOME") or ((os.getenv("HOME") or "/tmp") .. "/.local/state")) .. "/ckfb"
+  local dir = cfg.state_dir
+  if dir == "" then
+    local xdg, home = os.getenv("XDG_STATE_HOME"), os.getenv("HOME")
+    local base = (xdg and xdg ~= "" and xdg) or (home and home ~= "" and home .. "/.local/state")
+    if not base then
+      return nil, errors.new("state.none", "no state directory: set HOME or XDG_STATE_HOME, or state_dir")
+    end
+    dir = base .. "/ckfb"
+  end
+  local ok, err = file.private_dir(dir)
+  if not ok then return nil, errors.new("state.untrusted", "the state directory: " .. err.message) end
+  ok, err = file.private_dir(dir .. "/sets")
+  if not ok then return nil, errors.new("state.untrusted", "the state directory: " .. err.message) end
+  return dir
 end
 
---- The S3 client of the configuration, or nil when it has no s3 section.
+--- A set id unique even for runs in the same second: ckf-<UTC time>-<6 random hex digits>.
+function M.new_id()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(3)
+  f:close()
+  return "ckf-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. bytes:gsub(".", function(c)
+    return string.format("%02x", c:byte())
+  end)
+end
+
 function M.s3(cfg)
   if cfg.s3 == json.null then return nil end
   return require("ckfb.s3").client(cfg.s3)
@@ -46,55 +85,176 @@ function M.s3_key(cfg, id)
   return (cfg.s3.prefix or "ckfb/"):gsub("^/+", "") .. "sets/" .. id .. ".json"
 end
 
+-------------------------------------------------------------------- the manifest schema
+
+-- A manifest comes from a file or a bucket others may write: every field a
+-- command could act on is checked before it is used.
+local ID = "^ckf%-%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ%-%x%x%x%x%x%x$"
+local LEGACY_ID = "^ckf%-%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$"
+local SET_STATUS = { complete = true, partial = true, failed = true, interrupted = true }
+local PART_STATUS = { created = true, failed = true, running = true, interrupted = true }
+
+local function is_name(v)  -- a Kubernetes object name (RFC 1123 subdomain)
+  return type(v) == "string" and #v <= 253 and v:match("^[a-z0-9][a-z0-9%.%-]*$") ~= nil
+    and v:match("[a-z0-9]$") ~= nil
+end
+
+local function is_app(v)  -- a juju application name
+  return type(v) == "string" and #v <= 63 and v:match("^[a-z][a-z0-9%-]*$") ~= nil
+end
+
+local function is_backup_id(v)  -- mysql-k8s: %Y-%m-%dT%H:%M:%SZ
+  return type(v) == "string" and v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$") ~= nil
+end
+
+local function optional(v, check) return v == nil or check(v) end
+
+local function check_velero(v)
+  if type(v) ~= "table" then return "a velero entry is not a mapping" end
+  local app, endpoint = tostring(v.target):match("^([^:]+):([^:]+)$")
+  if not (is_app(app) and is_app(endpoint)) then
+    return "velero target " .. tostring(v.target) .. " is not app:endpoint"
+  end
+  if not PART_STATUS[v.status] then return "velero " .. v.target .. ": unknown status" end
+  if not optional(v.backup_name, is_name) then return "velero " .. v.target .. ": a backup name Velero never makes" end
+  if not optional(v.backup_uid, function(u) return type(u) == "string" and u:match("^[%w%-]+$") end) then
+    return "velero " .. v.target .. ": a malformed UID"
+  end
+  if v.status == "created" and v.backup_name == nil then return "velero " .. v.target .. ": created, with no name" end
+end
+
+local function check_database(d)
+  if type(d) ~= "table" then return "a database entry is not a mapping" end
+  if not is_app(d.app) then return "database " .. tostring(d.app) .. " is not an application name" end
+  if not PART_STATUS[d.status] then return "database " .. d.app .. ": unknown status" end
+  if not optional(d.backup_id, is_backup_id) then
+    return "database " .. d.app .. ": a backup id mysql-k8s never makes"
+  end
+  if d.status == "created" and d.backup_id == nil then return "database " .. d.app .. ": created, with no backup id" end
+end
+
+--- validate(m) -> true | nil, why: the manifest's schema, and a time that is not in the future.
+function M.validate(m, now)
+  if type(m) ~= "table" or m.kind ~= "ckfb.backup-set" then return nil, "not a ckfb backup-set manifest" end
+  if type(m.id) ~= "string" or not (m.id:match(ID) or m.id:match(LEGACY_ID)) then
+    return nil, "a malformed set id"
+  end
+  if not SET_STATUS[m.status] then return nil, "unknown status " .. tostring(m.status) end
+  local stamp = require("ckfb.ckf").epoch(m.id:match("%d+T%d+Z"))
+  if not stamp or stamp > (now or os.time()) + 300 then return nil, "dated in the future" end
+  for _, key in ipairs { "velero", "databases" } do
+    if m[key] ~= nil and (type(m[key]) ~= "table" or (next(m[key]) ~= nil and #m[key] == 0)) then
+      return nil, key .. " is not a list"
+    end
+  end
+  for _, v in ipairs(m.velero or {}) do
+    local why = check_velero(v)
+    if why then return nil, why end
+  end
+  for _, d in ipairs(m.databases or {}) do
+    local why = check_database(d)
+    if why then return nil, why end
+  end
+  return true
+end
+
+--- save(cfg, dir, manifest [, store]) -> the local path, the S3 url | nil, err: atomically,
+-- locally, then in S3 when configured.
+function M.save(cfg, dir, m, store)
+  local text = json.encode(m, { pretty = true }) .. "\n"
+  local path = dir .. "/sets/" .. m.id .. ".json"
+  local ok, err = file.write_atomic(path, text)
+  if not ok then return nil, err end
+  if not store then return path end
+  local key = M.s3_key(cfg, m.id)
+  local put, perr = store:put(cfg.s3.bucket, key, { body = text }, { content_type = "application/json" })
+  if not put then return nil, perr end
+  return path, "s3://" .. cfg.s3.bucket .. "/" .. key
+end
+
+-------------------------------------------------------------------- finding sets
+
 local function read(path)
   return json.decode(file.read(path) or "")
 end
 
---- Every recorded set, local and in S3, newest first: {manifest, where = {"local", "s3"}}.
+--- Every recorded set, local and in S3, newest first: {manifest, where = {"local", "s3"},
+-- trusted = bool, problem = why not}. A manifest that fails the schema, or whose local and
+-- S3 copies differ, is listed as untrusted: restore and prune never act on it.
 function M.list(cfg, store)
+  local dir, derr = M.state_dir(cfg)
+  if not dir then return nil, derr end
   local by_id, order = {}, {}
-  local function add(m, where)
-    if type(m) ~= "table" or m.kind ~= "ckfb.backup-set" or type(m.id) ~= "string" then return end
-    local entry = by_id[m.id]
+  local function add(m, where, name)
+    local ok, why = M.validate(m)
+    local id = ok and m.id or (where .. ":" .. name)
+    local entry = by_id[id]
     if not entry then
-      entry = { manifest = m, where = {} }
-      by_id[m.id] = entry
+      entry = { manifest = ok and m or { id = id, status = "untrusted" }, where = {}, trusted = ok == true,
+        problem = why, text = json.encode(m) }
+      by_id[id] = entry
       order[#order + 1] = entry
+    elseif entry.text ~= json.encode(m) then
+      entry.trusted, entry.problem = false, "its local and S3 copies differ"
     end
     entry.where[#entry.where + 1] = where
   end
-  local dir = M.state_dir(cfg) .. "/sets"
-  for _, name in ipairs(sys.listdir(dir) or {}) do
-    if name:match("%.json$") then add(read(dir .. "/" .. name), "local") end
+  for _, name in ipairs(sys.listdir(dir .. "/sets") or {}) do
+    local id = name:match("^(.+)%.json$")
+    if id then
+      local m = read(dir .. "/sets/" .. name)
+      if type(m) == "table" and m.id ~= id then m = { kind = "mismatch" } end  -- a file named for another set
+      add(m, "local", name)
+    end
   end
   if store then
-    local listed, err = store:list { bucket = cfg.s3.bucket, prefix = M.s3_key(cfg, ""):gsub("%.json$", "") }
+    local prefix = M.s3_key(cfg, ""):gsub("%.json$", "")
+    local listed, err = store:list { bucket = cfg.s3.bucket, prefix = prefix }
     if not listed then return nil, err end
     for _, o in ipairs(listed.objects) do
-      local id = o.key:match("([^/]+)%.json$")
-      if not by_id[id] then add(json.decode(store:get(cfg.s3.bucket, o.key) or ""), "s3")
-      else by_id[id].where[#by_id[id].where + 1] = "s3" end
+      local name = o.key:sub(#prefix + 1)
+      local id = name:match("^([^/]+)%.json$")
+      if id and (o.size or 0) <= M.MAX_MANIFEST then
+        local m = json.decode(store:get(cfg.s3.bucket, o.key) or "")
+        if type(m) == "table" and m.id ~= id then m = { kind = "mismatch" } end
+        add(m, "s3", name)
+      elseif id then
+        add({ kind = "too large" }, "s3", name)
+      end
     end
   end
   table.sort(order, function(a, b) return a.manifest.id > b.manifest.id end)
+  for _, e in ipairs(order) do e.text = nil end
   return order
 end
 
---- find(cfg, store, id | nil for the latest) -> entry | nil, err
+-- A manifest is a few kilobytes: a bigger object under the prefix is not read.
+M.MAX_MANIFEST = 1024 * 1024
+
+--- find(cfg, store, id | nil for the latest trusted) -> entry | nil, err
 function M.find(cfg, store, id)
   local all, err = M.list(cfg, store)
   if not all then return nil, err end
   for _, entry in ipairs(all) do
-    if id == nil or entry.manifest.id == id then return entry end
+    if id == nil and entry.trusted then return entry end
+    if id ~= nil and entry.manifest.id == id then
+      if not entry.trusted then
+        return nil, errors.new("sets.untrusted", "backup set '" .. id .. "' is untrusted: " .. entry.problem)
+      end
+      return entry
+    end
   end
   return nil, errors.new("sets.not_found", id and ("no backup set '" .. id .. "' (see ckfb list)")
     or "no backup set recorded yet")
 end
 
---- Removes a set's manifest, locally and in S3.
-function M.forget(cfg, store, id)
-  os.remove(M.state_dir(cfg) .. "/sets/" .. id .. ".json")
-  if store then return store:delete(cfg.s3.bucket, M.s3_key(cfg, id)) end
+--- Removes a trusted set's manifest, locally and in S3 (its id is validated: never a path).
+function M.forget(cfg, store, m)
+  assert(M.validate(m))
+  local dir, err = M.state_dir(cfg)
+  if not dir then return nil, err end
+  os.remove(dir .. "/sets/" .. m.id .. ".json")
+  if store then return store:delete(cfg.s3.bucket, M.s3_key(cfg, m.id)) end
   return true
 end
 

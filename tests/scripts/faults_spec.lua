@@ -37,8 +37,11 @@ local function juju_children()
   return r.stdout
 end
 
+--- True when no process holds the backup lock (flock: taking it is the only test).
 local function lock_free()
-  return io.open(STANDINS .. "/state/backup-kubeflow-velero.lock") == nil
+  local held = require("ckfb.lock").acquire(STANDINS .. "/state", "backup-kubeflow-velero")
+  if held then held:release() end
+  return held ~= nil
 end
 
 --- Runs `ckfb backup ARGS` while `meanwhile(pid)` runs in another task.

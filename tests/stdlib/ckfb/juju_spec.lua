@@ -199,11 +199,12 @@ describe("ckfb.juju", function()
   describe("on a real juju 3.6 (its sources, as the emulator follows them)", function()
     local proc = require "ckfb.proc"
     local sys = require "ckfb.core.sys"
+    local core_file = require "ckfb.core.file"
     local home = assert(os.getenv("HOME"))
     local LIST = { model = "kubeflow" }
 
     it("a snap-confined juju cannot read a params file in /tmp", function()
-      local path = assert(sys.mkstemp("/tmp", "ckfb-spec-params-"))
+      local path = assert(core_file.mkstemp("/tmp", "ckfb-spec-params-"))
       local f = assert(io.open(path, "w"))
       f:write('{"model": "kubeflow"}')
       f:close()
