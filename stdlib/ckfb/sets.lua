@@ -6,6 +6,7 @@ local config = require "ckfb.config"
 local errors = require "ckfb.error"
 local sys = require "ckfb.core.sys"
 local file = require "ckfb.file"
+local log = require "ckfb.log"
 
 local M = {}
 
@@ -179,8 +180,9 @@ local function read(path)
 end
 
 --- Every recorded set, local and in S3, newest first: {manifest, where = {"local", "s3"},
--- trusted = bool, problem = why not}. A manifest that fails the schema, or whose local and
--- S3 copies differ, is listed as untrusted: restore and prune never act on it.
+-- trusted = bool, problem = why not}. A manifest that fails the schema is listed as
+-- untrusted: restore and prune never act on it. Where the S3 copy of a set differs from the
+-- local one, the local one is used.
 function M.list(cfg, store)
   local dir, derr = M.state_dir(cfg)
   if not dir then return nil, derr end
@@ -194,8 +196,9 @@ function M.list(cfg, store)
         problem = why, text = json.encode(m) }
       by_id[id] = entry
       order[#order + 1] = entry
-    elseif entry.text ~= json.encode(m) then
-      entry.trusted, entry.problem = false, "its local and S3 copies differ"
+    elseif entry.text ~= json.encode(m) then  -- the local copy, in a directory only we can write, wins
+      entry.conflict = where .. " copy differs from the local one (ignored)"
+      log.warn("backup set %s: its %s", entry.manifest.id, entry.conflict)
     end
     entry.where[#entry.where + 1] = where
   end

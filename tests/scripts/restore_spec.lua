@@ -2,7 +2,6 @@
 -- stand-ins, each on its own state directory and S3 prefix.
 local proc = require "ckfb.proc"
 local json = require "ckfb.json"
-local yaml = require "ckfb.yaml"
 local k8s = require "ckfb.k8s"
 local s3 = require "ckfb.s3"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
@@ -12,20 +11,7 @@ local TMP = assert(os.getenv("CKFB_TEST_TMP"))
 local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
 local STATE = TMP .. "/juju-state.standin.json"
 
-local counter = 0
-
---- A configuration of its own: a fresh state directory and S3 prefix.
-local function isolated_config()
-  counter = counter + 1
-  local cfg = yaml.decode(assert(io.open(STANDINS .. "/ckfb.yaml")):read("a"))
-  cfg.state_dir = TMP .. "/state-" .. counter
-  cfg.s3.prefix = "iso-" .. counter .. "/"
-  local path = TMP .. "/ckfb-" .. counter .. ".yaml"
-  local f = assert(io.open(path, "w"))
-  f:write(yaml.encode(cfg))
-  f:close()
-  return path, cfg
-end
+local isolated_config = require("tests.stdlib.ckfb.helpers.configs").isolated
 
 local function ckfb(...)
   return assert(proc.run({ CKFB, ... }, { timeout = 120 }))
@@ -142,7 +128,8 @@ describe("ckfb restore", function()
     assert.matches("lacks mlmd:velero%-backup%-config", refused.stderr)
     assert.same({}, calls("^scale") )
     assert.same({}, calls(" restore "))
-    local chosen = ckfb("restore", "--latest", "--yes", "--config", config, "--components", "kfp-db", "--dry-run", "--json")
+    local chosen = ckfb("restore", "--latest", "--yes", "--config", config, "--components", "kfp-db", "--dry-run",
+      "--json")
     assert.equal(0, chosen.code, chosen.stderr)
     local plan = json.decode(chosen.stdout).plan
     assert.equal(3, #plan)

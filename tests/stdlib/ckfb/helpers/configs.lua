@@ -1,0 +1,26 @@
+-- Configurations for end-to-end specs: the stand-ins' ckfb.yaml, each copy
+-- with a state directory and an S3 prefix of its own.
+local yaml = require "ckfb.yaml"
+
+local M = {}
+
+local TMP = assert(os.getenv("CKFB_TEST_TMP"))
+local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
+local counter = 0
+
+--- isolated([change]) -> the path of a new configuration file, and its table.
+function M.isolated(change)
+  counter = counter + 1
+  local name = string.format("iso-%d-%d", require("ckfb.core.sys").getpid(), counter)
+  local cfg = yaml.decode(assert(io.open(STANDINS .. "/ckfb.yaml")):read("a"))
+  cfg.state_dir = TMP .. "/state-" .. name
+  cfg.s3.prefix = name .. "/"
+  if change then change(cfg) end
+  local path = TMP .. "/ckfb-" .. name .. ".yaml"
+  local f = assert(io.open(path, "w"))
+  f:write(yaml.encode(cfg))
+  f:close()
+  return path, cfg
+end
+
+return M
