@@ -23,7 +23,7 @@ function M.acquire(dir, name, info)
     local owner = json.decode(file.read(path) or "")
     owner = type(owner) == "table" and owner or {}
     return nil, errors.new("lock.held", string.format("another ckfb run (pid %s, since %s) holds %s",
-      tostring(owner.pid), tostring(owner.started), path), owner)
+      tostring(math.tointeger(owner.pid) or owner.pid), tostring(owner.started), path), owner)
   end
   local owner = { pid = sys.getpid(), started = os.date("!%Y-%m-%dT%H:%M:%SZ") }
   for k, v in pairs(info or {}) do owner[k] = v end
