@@ -143,3 +143,9 @@ $ pidfile=$(mktemp)
 > rm -f "$pidfile"
 ckfb exited 137
 child gone
+
+# A shipped command is always the shipped one: a file of that name in the
+# current directory runs only by its path.
+$ d=$(mktemp -d) && cd "$d" && echo 'print("planted")' > backup && ckfb backup --help | head -1; ckfb ./backup; cd / && rm -rf "$d"
+usage: ckfb backup [options]
+planted

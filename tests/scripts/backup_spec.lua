@@ -361,4 +361,92 @@ describe("the example hooks", function()
     assert.equal("complete", posted.status)
     assert.matches("velero minio:velero%-backup%-config: created", posted.text)
   end)
+
+  it("posts a preflight refusal too (on_end ends every run)", function()
+    local c = kube()
+    assert(c:create("workflows.argoproj.io", { apiVersion = "argoproj.io/v1alpha1", kind = "Workflow",
+      metadata = { name = "busy-run", namespace = "kubeflow" }, status = { phase = "Running" } }))
+    local web = assert(os.getenv("CKFB_TEST_HTTP"))
+    local config = config_with(function(cfg) cfg.hooks = { "examples/hooks/webhook.lua" } end)
+    local r = assert(proc.run({ CKFB, "backup", "--config", config },
+      { env = { CKFB_WEBHOOK_URL = web .. "/record/refusal" }, timeout = 120 }))
+    assert(c:delete("workflows.argoproj.io", "busy-run", { namespace = "kubeflow" }))
+    assert.equal(3, r.code)
+    local posted = json.decode(assert(require("ckfb.http").get(web .. "/recorded/refusal")).body)
+    assert.equal("refused", posted.status)
+  end)
+end)
+
+describe("ckfb backup keeps a true record", function()
+  before_each(function() fake.reset(nil, STATE) end)
+
+  it("fails the run when a non-advisory after_backup hook fails, and names it", function()
+    local hook = TMP .. "/failing-hook.lua"
+    local f = assert(io.open(hook, "w"))
+    f:write('local hooks = ...\nhooks.on("after_backup", function() error("the site check found no backup") end)\n')
+    f:close()
+    local r = backup_config(config_with(function(cfg) cfg.hooks = { hook } end))
+    assert.equal(1, r.code, r.stderr)
+    assert.equal("failed", r.report.status)
+    assert.matches("hook after_backup %(.*failing%-hook%.lua%) failed: .*the site check found no backup",
+      r.report.error)
+    local m = json.decode(assert(io.open(r.report.manifest_path)):read("a"))
+    assert.equal("failed", m.status)
+  end)
+
+  it("records what finished when interrupted: names, ids, what was running, real next steps", function()
+    fake.edit(function(state)
+      state.behaviour["velero-operator/create-backup/mlmd:velero-backup-config"] = { latency = 30 }
+    end)
+    local out, pidfile = TMP .. "/interrupted.err", TMP .. "/interrupted.pid"
+    os.remove(out)
+    local result
+    task.all {
+      function()
+        result = assert(proc.run({ "sh", "-c", 'echo $$ > "$4"; exec "$0" backup --config "$1" --report "$2" 2> "$3"',
+          CKFB, CONFIG, REPORT, out, pidfile }, { timeout = 60 }))
+      end,
+      function()  -- wait for both databases and minio's backup to be made, then Ctrl-C
+        for _ = 1, 600 do
+          local f = io.open(out)
+          local text = f and f:read("a") or ""
+          if f then f:close() end
+          local dbs = select(2, text:gsub("create%-backup on a non%-primary %S+ unit: ok", ""))
+          if dbs == 2 and text:find("target=minio:velero%-backup%-config model=kubeflow: ok") then break end
+          task.sleep(0.05)
+        end
+        assert(proc.run({ "kill", "-INT", assert(io.open(pidfile)):read("a"):match("%d+") }))
+      end,
+    }
+    assert.equal(130, result.code)
+    local rep = json.decode(assert(io.open(REPORT)):read("a"))
+    assert.equal("interrupted", rep.status)
+    local m = json.decode(assert(io.open(rep.manifest_path)):read("a"))
+    assert.equal(2, #m.databases)
+    for _, d in ipairs(m.databases) do
+      assert.equal("created", d.status)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT", d.backup_id)
+    end
+    assert.equal("created", m.velero[1].status)
+    assert.matches("^minio%-velero%-backup%-config%-", m.velero[1].backup_name)
+    assert.equal("interrupted", m.velero[2].status)
+    local steps = table.concat(rep.next_steps, "\n")
+    assert.matches("list%-backups model=kubeflow   %(mlmd:velero%-backup%-config was being backed up", steps)
+    assert.matches("create%-backup target=kubeflow%-profiles:profiles%-backup%-config model=kubeflow %-%-wait 900s",
+      steps)
+  end)
+
+  it("make run never touches a real juju, even where one is on PATH", function()
+    local bin = TMP .. "/real-juju-bin"
+    assert(require("ckfb.file").private_dir(bin))
+    local f = assert(io.open(bin .. "/juju", "w"))
+    f:write("#!/bin/sh\ntouch '" .. bin .. "/touched'\nexit 1\n")
+    f:close()
+    assert(proc.run({ "chmod", "+x", bin .. "/juju" }))
+    local r = assert(proc.run({ "demo/run" }, { timeout = 120,
+      env = { PATH = bin .. ":" .. os.getenv("PATH"), CKFB_JUJU = false, CKFB = CKFB } }))
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("never a real CKF", r.stderr)
+    assert.is_nil(io.open(bin .. "/touched"))
+  end)
 end)

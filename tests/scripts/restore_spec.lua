@@ -170,6 +170,35 @@ describe("ckfb restore proves itself first", function()
   before_each(restored_world)
   after_each(forget_claims)
 
+  it("runs without a terminal only with --yes: exit 2, nothing changed", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    empty_log()
+    local r = ckfb("restore", "--latest", "--config", config)
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("give %-%-yes to run it without a terminal", r.stderr)
+    assert.same({}, destructive_calls())
+  end)
+
+  it("on a terminal, goes on only when the set id is typed", function()
+    local config = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    local id = json.decode(ckfb("list", "--config", config, "--json").stdout)[1].id
+    empty_log()
+    local function on_terminal(typed)  -- script(1) gives ckfb a pseudo-terminal; stdin is typed into it
+      return assert(proc.run({ "script", "-qec", CKFB .. " restore --latest --config " .. config, "/dev/null" },
+        { stdin = typed .. "\n", timeout = 120 }))
+    end
+    local wrong = on_terminal("ckf-nope")
+    assert.equal(1, wrong.code, wrong.stdout)
+    assert.matches("Type the set id %(" .. id:gsub("%p", "%%%0") .. "%) to go on", wrong.stdout)
+    assert.matches("not confirmed: nothing was changed", wrong.stdout)
+    assert.same({}, destructive_calls())
+    local right = on_terminal(id)
+    assert.equal(0, right.code, right.stdout)
+    assert.is_true(#destructive_calls() > 0)
+  end)
+
   it("refuses on juju 3.6.8, where Kubernetes storage import needs a feature flag: exit 3, nothing run", function()
     local config = isolated_config()
     assert.equal(0, ckfb("backup", "--config", config).code)
