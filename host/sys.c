@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,14 @@ static int sys_alive (lua_State *L) {
 }
 
 
+/* sys.undumpable(): no core dump and no ptrace by other processes of the
+** user from now on (PR_SET_DUMPABLE 0): the memory holds secrets. */
+static int sys_undumpable (lua_State *L) {
+  lua_pushboolean(L, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0);
+  return 1;
+}
+
+
 /* sys.error_meta() -> the metatable of ckfb's structured errors */
 static int sys_error_meta (lua_State *L) {
   ckfb_push_error_meta(L);
@@ -183,6 +192,7 @@ static const luaL_Reg sys_funcs[] = {
   {"listdir", sys_listdir},
   {"getpid", sys_getpid},
   {"alive", sys_alive},
+  {"undumpable", sys_undumpable},
   {"embedded", sys_embedded},
   {"embedded_source", sys_embedded_source},
   {"environ", sys_environ},

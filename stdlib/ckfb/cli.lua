@@ -162,13 +162,6 @@ local function run(o, argv)
     if not chunk then error(err, 0) end
   end
   _G.arg = make_arg(argv, o.script_index or #argv + 1)
-  -- Secrets can only be registered through ckfb.log: until it is loaded, print needs no redaction.
-  local plain_print = print
-  _G.print = function(...)
-    local loaded = package.loaded["ckfb.log"]
-    if loaded then return loaded.print(...) end
-    return plain_print(...)
-  end
   install_exit()
   require("ckfb.strict").enable(_G)
   run_actions(o.actions)
@@ -188,7 +181,19 @@ function M.prompt(interactive)
   return require("ckfb.repl").run { interactive = interactive }
 end
 
+--- print redacts registered secrets, in scripts and at the prompt alike. Secrets can only
+-- be registered through ckfb.log: until it is loaded, print needs no redaction.
+local function install_print()
+  local plain_print = print
+  _G.print = function(...)
+    local loaded = package.loaded["ckfb.log"]
+    if loaded then return loaded.print(...) end
+    return plain_print(...)
+  end
+end
+
 function M.main(argv)
+  install_print()
   local ok, result = xpcall(function()
     check_utf8(argv)
     local o = parse(argv)

@@ -40,6 +40,7 @@ end
 -- line into stars, so they are not registered.
 function M.secret(value)
   if type(value) == "string" and #value >= 4 and not secrets[value] then
+    if #secrets == 0 then sys.undumpable() end  -- no core dump of a memory that holds it
     secrets[value] = true
     secrets[#secrets + 1] = value
     table.sort(secrets, function(a, b) return #a > #b end)  -- longest first

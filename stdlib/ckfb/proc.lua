@@ -20,11 +20,15 @@ local function check_argv(argv)
   end
 end
 
---- The child's environment as "NAME=value" strings: ours plus opts.env
--- (a value of false removes a variable), or only opts.env when clear_env.
+-- Credentials a child gets only when opts.env names them: juju, kubectl or a
+-- hook's tool never needs ckfb's S3 keys.
+M.SECRET_VARIABLES = { "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN" }
+
+--- The child's environment as "NAME=value" strings: ours without the secret variables,
+-- plus opts.env (a value of false removes a variable), or only opts.env when clear_env.
 local function environment(opts)
-  if not opts.env and not opts.clear_env then return nil end
   local vars = opts.clear_env and {} or sys.environ()
+  for _, name in ipairs(M.SECRET_VARIABLES) do vars[name] = nil end
   for name, value in pairs(opts.env or {}) do
     vars[name] = value or nil
   end
@@ -44,7 +48,8 @@ function M.describe(argv)
 end
 
 --- run(argv [, opts]) -> {code, signal, stdout, stderr, duration, truncated} | nil, err
--- opts: stdin (string), env (table), clear_env, cwd, timeout (seconds:
+-- opts: stdin (string), env (table; AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN reach
+-- the child only through it), clear_env, cwd, timeout (seconds:
 -- SIGTERM, then SIGKILL after `grace`, default 5), max_output (bytes kept
 -- per stream, default 16 MiB). A non-zero exit is a result, not an error;
 -- a missing program, a timeout or a cancel is `nil, err`.

@@ -164,7 +164,6 @@ function M.run(opts)
   while true do
     local source, chunk, err = read_chunk(read, env)
     if not source then break end
-    if editing then core.remember(source:gsub("\n", " "), history) end
     if source:match("^%s*:traceback%s*$") then
       io.stderr:write(last_traceback, "\n")
     elseif source:match("^%s*$") then -- luacheck: ignore 542
@@ -173,6 +172,8 @@ function M.run(opts)
     else
       show(execute(chunk))
     end
+    -- after it ran: a line holding a secret (even one it registered) never reaches the history
+    if editing and require("ckfb.log").redact(source) == source then core.remember(source:gsub("\n", " "), history) end
   end
   if opts.interactive then io.stderr:write("\n") end
   return 0

@@ -149,3 +149,7 @@ child gone
 $ d=$(mktemp -d) && cd "$d" && echo 'print("planted")' > backup && ckfb backup --help | head -1; ckfb ./backup; cd / && rm -rf "$d"
 usage: ckfb backup [options]
 planted
+
+# Children do not inherit ckfb's S3 secret or session token.
+$ AWS_SECRET_ACCESS_KEY=s3cr3t AWS_SESSION_TOKEN=t0k3n AWS_ACCESS_KEY_ID=AKID ckfb -e 'io.write(require("ckfb.proc").run({"env"}).stdout)' | grep -E '^AWS_(SECRET|SESSION|ACCESS)' 
+AWS_ACCESS_KEY_ID=AKID

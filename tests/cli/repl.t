@@ -70,3 +70,15 @@ stdin:1: boom   (:traceback for more)
 1
 "two"
 null
+
+# A line holding a registered secret never reaches the history file, and
+# print at the prompt redacts it.
+$ export HOME=$(mktemp -d) R=./repl-session
+> $R start secret
+> $R type secret 'key = require("ckfb.log").secret("hunter2-token")' 'print("the key is " .. key)' 'shown = 1'
+> $R wait secret '^the key is \*\*\*$' && echo redacted
+> $R keys secret C-d && sleep 0.3 && $R stop secret
+> grep -c hunter2 "$HOME/.ckfb_history"; grep -c shown "$HOME/.ckfb_history"; rm -rf "$HOME"
+redacted
+0
+1
