@@ -23,6 +23,7 @@ M.DEFAULTS = {
   s3 = json.null,   -- optional: endpoint, region, bucket, prefix, access_key, secret_key, profile
   hooks = {},       -- site hook files
   state_dir = "",   -- manifests and the lock; default $XDG_STATE_HOME/ckfb (~/.local/state/ckfb)
+  signing_key_file = "",  -- a file holding a key: manifests are signed, unsigned ones untrusted
   poll = 2,         -- seconds between status polls
 }
 
@@ -159,18 +160,44 @@ function M.validate(m, now)
   return true
 end
 
+-------------------------------------------------------------------- signing
+
+--- The signing key of the configuration, or nil (none configured) | false, err.
+local function signing_key(cfg)
+  if cfg.signing_key_file == "" then return nil end
+  local key, err = file.read(cfg.signing_key_file)
+  if not key or #key < 16 then
+    return false, errors.new("sets.key", "cannot use the signing key " .. cfg.signing_key_file .. ": "
+      .. tostring(err or "shorter than 16 bytes"))
+  end
+  return require("ckfb.log").secret(key)
+end
+
+--- The manifest's HMAC-SHA256 over its canonical JSON, without the signature: sorted keys,
+-- and the values as they read back from JSON (so the manifest written and the manifest
+-- read give the same text).
+local function signature(key, m)
+  local copy = {}
+  for k, v in pairs(m) do if k ~= "signature" then copy[k] = v end end
+  local canonical = json.encode(json.decode(json.encode(copy)))
+  return require("ckfb.core.s3").hmac_sha256(key, canonical, true)
+end
+
 --- save(cfg, dir, manifest [, store]) -> the local path, the S3 url | nil, err: atomically,
 -- locally, then in S3 when configured.
 function M.save(cfg, dir, m, store)
+  local key, kerr = signing_key(cfg)
+  if key == false then return nil, kerr end
+  if key then m.signature = signature(key, m) end
   local text = json.encode(m, { pretty = true }) .. "\n"
   local path = dir .. "/sets/" .. m.id .. ".json"
   local ok, err = file.write_atomic(path, text)
   if not ok then return nil, err end
   if not store then return path end
-  local key = M.s3_key(cfg, m.id)
-  local put, perr = store:put(cfg.s3.bucket, key, { body = text }, { content_type = "application/json" })
+  local object = M.s3_key(cfg, m.id)
+  local put, perr = store:put(cfg.s3.bucket, object, { body = text }, { content_type = "application/json" })
   if not put then return nil, perr end
-  return path, "s3://" .. cfg.s3.bucket .. "/" .. key
+  return path, "s3://" .. cfg.s3.bucket .. "/" .. object
 end
 
 -------------------------------------------------------------------- finding sets
@@ -180,16 +207,24 @@ local function read(path)
 end
 
 --- Every recorded set, local and in S3, newest first: {manifest, where = {"local", "s3"},
--- trusted = bool, problem = why not}. A manifest that fails the schema is listed as
--- untrusted: restore and prune never act on it. Where the S3 copy of a set differs from the
+-- trusted = bool, problem = why not}. A manifest that fails the schema, or lacks a valid
+-- signature when a signing key is configured, is listed as untrusted: restore and prune
+-- never act on it. Where the S3 copy of a set differs from the
 -- local one, the local one is used.
 function M.list(cfg, store)
   local dir, derr = M.state_dir(cfg)
   if not dir then return nil, derr end
+  local key, kerr = signing_key(cfg)
+  if key == false then return nil, kerr end
   local by_id, order = {}, {}
   local function add(m, where, name)
     local ok, why = M.validate(m)
-    local id = ok and m.id or (where .. ":" .. name)
+    if ok and key and m.signature ~= signature(key, m) then
+      ok, why = nil, m.signature and "its signature does not match: altered, or signed with another key"
+        or "it is not signed"
+    end
+    local claimed = type(m) == "table" and type(m.id) == "string" and (m.id:match(ID) or m.id:match(LEGACY_ID))
+    local id = (ok or claimed) and m.id or (where .. ":" .. name)
     local entry = by_id[id]
     if not entry then
       entry = { manifest = ok and m or { id = id, status = "untrusted" }, where = {}, trusted = ok == true,

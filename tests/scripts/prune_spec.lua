@@ -68,7 +68,7 @@ describe("ckfb prune, attacked", function()
     assert.equal(0, r.code, r.stderr)
     assert.same({ "ckf-20200101T000000Z-0000ab" }, out.deleted)   -- only the manifest: it named nothing real
     assert.equal("do not delete", victim:get("ckf-velero", "precious/data.bin"))
-    assert.matches("ignored s3:ckf%-20200102T000000Z%-0000ac.json: velero minio:velero%-backup%-config: a backup "
+    assert.matches("ignored ckf%-20200102T000000Z%-0000ac: velero minio:velero%-backup%-config: a backup "
       .. "name Velero never makes", r.stderr)
     for _, c in ipairs(fake.matching("run%-cli")) do
       assert.is_nil(c.params.command:find("--all", 1, true))
@@ -118,6 +118,31 @@ describe("ckfb prune, attacked", function()
     local listed = json.decode(r.stdout)[1]
     assert.is_true(listed.trusted)
     assert.equal(real.databases[1].backup_id, listed.databases[1].backup_id)
+  end)
+end)
+
+describe("signed manifests", function()
+  before_each(function() fake.reset(nil, STATE) end)
+
+  it("with a signing key, a manifest that is unsigned or altered is untrusted and never used", function()
+    local key = TMP .. "/signing.key"
+    local f = assert(io.open(key, "w")); f:write("a key of more than sixteen bytes"); f:close()
+    local config, cfg = isolated_config(function(c) c.signing_key_file = key end)
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    local real = json.decode(ckfb("list", "--config", config, "--json").stdout)[1]
+    assert.is_true(real.trusted)
+    assert.matches("^%x+$", real.signature)
+    plant_local(cfg, manifest(86400, "complete", "0000a7"))             -- well formed, but unsigned
+    local altered = json.decode(assert(io.open(real.manifest_path or (cfg.state_dir .. "/sets/" .. real.id
+      .. ".json"))):read("a"))
+    altered.id = "ckf-" .. stamp(7200) .. "-0000a8"
+    plant_local(cfg, altered)                                          -- signed for another id
+    local r = ckfb("list", "--config", config)
+    assert.matches("ckf%-%d+T%d+Z%-0000a7 is untrusted: it is not signed", r.stderr)
+    assert.matches("ckf%-%d+T%d+Z%-0000a8 is untrusted: its signature does not match", r.stderr)
+    local restore = ckfb("restore", "ckf-" .. stamp(86400) .. "-0000a7", "--yes", "--dry-run", "--config", config)
+    assert.equal(2, restore.code)
+    assert.matches("is untrusted: it is not signed", restore.stderr)
   end)
 end)
 
