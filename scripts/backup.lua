@@ -27,7 +27,6 @@ local errors = require "ckfb.error"
 local hooks = require "ckfb.hooks"
 local options = require "ckfb.options"
 local progress = require "ckfb.progress"
-local lock = require "ckfb.lock"
 local sets = require "ckfb.sets"
 local file = require "ckfb.file"
 local write_file = file.write
@@ -251,11 +250,11 @@ local function check_s3(run)
 end
 
 local function check_lock(run)
-  local held, err = lock.acquire(run.state_dir, "backup-" .. run.cfg.models.kubeflow .. "-" .. run.cfg.models.velero,
-    { set = run.id })
+  local held, err = ckf.lock(run.cfg, run.state_dir, run.k8s, { set = run.id })
   if not held then return check(run, "lock", "fail", err.message) end
   run.lock = held
-  check(run, "lock", "ok", "no other ckfb backup of these models is running")
+  check(run, "lock", "ok", "no other ckfb run on these models" .. (held.lease and " (here, or by the Lease "
+    .. held.lease.namespace .. "/ckfb)" or ""))
 end
 
 local function preflight(run)

@@ -22,7 +22,6 @@ local errors = require "ckfb.error"
 local hooks = require "ckfb.hooks"
 local options = require "ckfb.options"
 local progress = require "ckfb.progress"
-local lock = require "ckfb.lock"
 local sets = require "ckfb.sets"
 local file = require "ckfb.file"
 local sys = require "ckfb.core.sys"
@@ -357,8 +356,7 @@ local function main(args)
   if not entry then io.stderr:write("ckfb restore: ", ferr.message, "\n"); return 2 end
   local set, pick = entry.manifest, selected(opts)
   local checks, state = preflight(cfg, set, pick, opts)
-  local held, lerr = lock.acquire(state_dir, "backup-" .. cfg.models.kubeflow .. "-" .. cfg.models.velero,
-    { restore = set.id })
+  local held, lerr = ckf.lock(cfg, state_dir, ckf.k8s_client(cfg), { set = set.id, restore = true })
   checks[#checks + 1] = { name = "lock", status = held and "ok" or "fail", detail = held and "no other ckfb run"
     or lerr.message }
   io.stderr:write("preflight:\n")

@@ -177,6 +177,29 @@ function M.epoch(stamp)
   return t - (os.time(os.date("!*t", t)) - t)  -- os.time read it as local time
 end
 
+-------------------------------------------------------------------- locks
+
+local function hostname()
+  local text = require("ckfb.file").read("/proc/sys/kernel/hostname") or "unknown-host"
+  return (text:gsub("%s+$", ""))
+end
+
+--- lock(cfg, state_dir, client, info) -> lock | nil, err: this machine's lock on the CKF's
+-- models and, given a Kubernetes client, the Lease "ckfb" in the Kubeflow namespace, so
+-- that runs on two machines do not back up or restore the same CKF at once.
+function M.lock(cfg, state_dir, client, info)
+  local lock = require "ckfb.lock"
+  local held, err = lock.acquire(state_dir, "backup-" .. cfg.models.kubeflow .. "-" .. cfg.models.velero, info)
+  if not held then return nil, err end
+  if client then
+    local holder = string.format("%s/%d/%s", hostname(), require("ckfb.core.sys").getpid(), tostring(info.set))
+    local lease, lerr = lock.lease(client, M.kubeflow_model(cfg), "ckfb", holder)
+    if not lease then held:release(); return nil, lerr end
+    held.lease = lease
+  end
+  return held
+end
+
 -------------------------------------------------------------------- juju
 
 -- Storage import and attach on Kubernetes models are gated by the

@@ -27,11 +27,11 @@ ckfb restore: name a backup set (see ckfb list) or give --latest
 [2]
 
 $ ckfb prune --keep many
-ckfb prune: --keep takes a number, --older-than a duration such as 30d
+ckfb prune: --keep takes a number of complete sets to keep, at least 1 (try 'ckfb prune --help')
 [2]
 
 $ ckfb prune --older-than 3 --yes
-ckfb prune: --keep takes a number, --older-than a duration such as 30d
+ckfb prune: --older-than takes a duration such as 30d, 12h or 2w (try 'ckfb prune --help')
 [2]
 
 # Configuration files.

@@ -436,6 +436,26 @@ describe("ckfb backup keeps a true record", function()
       steps)
   end)
 
+  it("refuses while another machine's ckfb holds the CKF's Lease, and takes over an expired one", function()
+    local c = kube()
+    local now = os.date("!%Y-%m-%dT%H:%M:%S.000000Z")
+    c:delete("leases.coordination.k8s.io", "ckfb", { namespace = "kubeflow" })  -- one an interrupted run left
+    assert(c:create("leases.coordination.k8s.io", { apiVersion = "coordination.k8s.io/v1", kind = "Lease",
+      metadata = { name = "ckfb", namespace = "kubeflow" }, spec = { holderIdentity = "other-host/4242/ckf-x",
+        leaseDurationSeconds = 120, renewTime = now, acquireTime = now } }, { namespace = "kubeflow" }))
+    local r = backup()
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("FAIL  lock +another ckfb %(other%-host/4242/ckf%-x%) holds the Lease kubeflow/ckfb", r.stderr)
+    assert.same({}, changing_calls())
+    local lease = assert(c:get("leases.coordination.k8s.io", "ckfb", { namespace = "kubeflow" }))
+    lease.spec.renewTime = "2026-01-01T00:00:00.000000Z"             -- its holder died long ago
+    assert(c:replace("leases.coordination.k8s.io", lease, { namespace = "kubeflow" }))
+    r = backup()
+    assert.equal(0, r.code, r.stderr)
+    local _, err = c:get("leases.coordination.k8s.io", "ckfb", { namespace = "kubeflow" })
+    assert.equal("k8s.not_found", err.code)                          -- released at the end
+  end)
+
   it("make run never touches a real juju, even where one is on PATH", function()
     local bin = TMP .. "/real-juju-bin"
     assert(require("ckfb.file").private_dir(bin))

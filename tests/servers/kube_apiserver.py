@@ -47,6 +47,7 @@ GROUPS = {  # group -> {version: [(plural, kind, namespaced)]}, first version pr
     "kubeflow.org": {"v1": [("notebooks", "Notebook", True), ("profiles", "Profile", False)],
                      "v1beta1": [("experiments", "Experiment", True), ("notebooks", "Notebook", True)]},
     "velero.io": {"v1": [("backups", "Backup", True), ("restores", "Restore", True)]},
+    "coordination.k8s.io": {"v1": [("leases", "Lease", True)]},
 }
 EXPIRED_CONTINUE = ("The provided continue parameter is too old to display a consistent list result. "
                     "You can start a new list without the continue parameter, or use the continue token "
