@@ -17,6 +17,7 @@ int ckfb_pcall (lua_State *L, int nargs, int nresults);
 int ckfb_msghandler (lua_State *L);
 const char *ckfb_last_traceback (lua_State *L);
 void ckfb_watch_interrupts (lua_State *L);
+void ckfb_watch_thread (lua_State *co);
 int ckfb_interrupted (void);
 void ckfb_check_interrupt (lua_State *L);
 void ckfb_clear_interrupt (void);

@@ -225,11 +225,14 @@ static const op_class http_class = {
 };
 
 
-/* Optional string field k of the table at idx, or NULL. */
+/* Optional string field k of the table at idx, or NULL. Only a string: a number
+** would be converted on the stack, and popping it would free what we return. */
 static const char *opt_field (lua_State *L, int idx, const char *k) {
-  lua_getfield(L, idx, k);
-  const char *s = luaL_optstring(L, -1, NULL);
-  lua_pop(L, 1);  /* the request table keeps it alive */
+  int type = lua_getfield(L, idx, k);
+  if (type != LUA_TNIL && type != LUA_TSTRING)
+    luaL_error(L, "http.request: '%s' must be a string, not a %s", k, lua_typename(L, type));
+  const char *s = lua_tostring(L, -1);
+  lua_pop(L, 1);  /* the request table keeps the string alive */
   return s;
 }
 

@@ -3,6 +3,7 @@
 ** uses, SIGINT handling, and the preload table of the C modules.
 */
 #include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -91,10 +92,28 @@ static void stop_hook (lua_State *L, lua_Debug *ar) {
 ** Async-signal-safe: only a flag and a hook, never a longjmp from here.
 */
 static void on_stop_signal (int sig) {
+  if (interrupted == SIGINT && sig == SIGINT)
+    _exit(128 + SIGINT);  /* a second Ctrl-C: at once (children die with us: PDEATHSIG) */
   interrupted = sig;
   if (interruptible != NULL)
     lua_sethook(interruptible, stop_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+
+/* Hooks belong to one thread: the handler's hook on the main state never reaches a
+** coroutine (a task), so each task checks the flag every 1000 instructions. */
+static void thread_hook (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (interrupted) {
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "%s", stop_message());
+  }
+}
+
+
+void ckfb_watch_thread (lua_State *co) {
+  lua_sethook(co, thread_hook, LUA_MASKCOUNT, 1000);
 }
 
 

@@ -171,6 +171,14 @@ static int sys_alive (lua_State *L) {
 }
 
 
+/* sys.watch(co): the coroutine stops on SIGINT and SIGTERM too, even in a loop that never waits */
+static int sys_watch (lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  ckfb_watch_thread(lua_tothread(L, 1));
+  return 0;
+}
+
+
 /* sys.undumpable(): no core dump and no ptrace by other processes of the
 ** user from now on (PR_SET_DUMPABLE 0): the memory holds secrets. */
 static int sys_undumpable (lua_State *L) {
@@ -193,6 +201,7 @@ static const luaL_Reg sys_funcs[] = {
   {"getpid", sys_getpid},
   {"alive", sys_alive},
   {"undumpable", sys_undumpable},
+  {"watch", sys_watch},
   {"embedded", sys_embedded},
   {"embedded_source", sys_embedded_source},
   {"environ", sys_environ},

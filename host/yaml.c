@@ -255,7 +255,16 @@ static int add_merge (lua_State *L, yaml_state *s, int merges) {
   }
   lua_Integer n = luaL_len(L, -1);  /* earlier maps in the list win: add them first */
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, i);
+    int mapping = lua_rawgeti(L, -1, i) == LUA_TTABLE;  /* apply_merges walks each as a mapping */
+    if (mapping) {  /* a sequence is not one (the list test above: a first element) */
+      mapping = lua_rawgeti(L, -1, 1) == LUA_TNIL;
+      lua_pop(L, 1);
+    }
+    if (!mapping) {
+      lua_pop(L, 1);
+      fail(s, line, col, "a merge key (<<) list may hold only mappings%s", NULL);
+      return 0;
+    }
     lua_rawseti(L, merges, luaL_len(L, merges) + 1);
   }
   lua_pop(L, 1);

@@ -7,6 +7,7 @@
 -- runs it without a continuation), in __gc, or inside callbacks of C
 -- functions such as table.sort comparators or string.gsub replacements.
 local loop = require "ckfb.core.loop"
+local sys = require "ckfb.core.sys"
 local errors = require "ckfb.error"
 
 local M = {}
@@ -161,6 +162,7 @@ local function spawn(fn, group, ...)
       t.outcome.error = results[2]
     end
   end)
+  sys.watch(t.co)  -- Ctrl-C stops a task's busy loop too
   by_coroutine[t.co] = t
   live[t] = true
   local parent = current()

@@ -153,3 +153,13 @@ planted
 # Children do not inherit ckfb's S3 secret or session token.
 $ AWS_SECRET_ACCESS_KEY=s3cr3t AWS_SESSION_TOKEN=t0k3n AWS_ACCESS_KEY_ID=AKID ckfb -e 'io.write(require("ckfb.proc").run({"env"}).stdout)' | grep -E '^AWS_(SECRET|SESSION|ACCESS)' 
 AWS_ACCESS_KEY_ID=AKID
+
+# Ctrl-C stops a busy loop inside a task (hooks are per coroutine), and a
+# second Ctrl-C exits at once even when the first one was caught. ckfb writes
+# its pid to $F when it is busy; timeout(1) only guards against a hang.
+$ export F=$(mktemp -u); timeout -s KILL 20 ckfb -e 'require("ckfb.task").spawn(function() local f = io.open(os.getenv("F") .. ".tmp", "w"); f:write(require("ckfb.core.sys").getpid()); f:close(); os.rename(os.getenv("F") .. ".tmp", os.getenv("F")); while true do end end)' & p=$!; until [ -e "$F" ]; do sleep 0.05; done; kill -INT "$(cat "$F")"; wait $p; echo "exit $?"; rm -f "$F"
+ckfb: .*interrupted! (re)
+exit 130
+
+$ export F=$(mktemp -u); timeout -s KILL 20 ckfb -e 'local function mark(name) local f = io.open(name .. ".tmp", "w"); f:write(require("ckfb.core.sys").getpid()); f:close(); os.rename(name .. ".tmp", name) end; pcall(function() mark(os.getenv("F")); while true do end end); mark(os.getenv("F") .. ".caught"); while true do end' & p=$!; until [ -e "$F" ]; do sleep 0.05; done; kill -INT "$(cat "$F")"; until [ -e "$F.caught" ]; do sleep 0.05; done; kill -INT "$(cat "$F")"; wait $p; echo "exit $?"; rm -f "$F" "$F.caught"
+exit 130

@@ -340,6 +340,20 @@ describe("ckfb list and prune", function()
     assert.matches("WARN.*is gone", r.stderr)
   end)
 
+  it("list --orphans finds the backups the charms hold that belong to no set", function()
+    local config, cfg = isolated_config()
+    assert.equal(0, ckfb("backup", "--config", config).code)
+    local set = json.decode(ckfb("list", "--config", config, "--json").stdout)[1]
+    assert.equal("no backups outside the recorded sets\n", ckfb("list", "--config", config, "--orphans").stdout)
+    os.remove(cfg.state_dir .. "/sets/" .. set.id .. ".json")          -- as if the run had recorded nothing
+    assert(store():delete(cfg.s3.bucket, cfg.s3.prefix .. "sets/" .. set.id .. ".json"))
+    local orphans = json.decode(ckfb("list", "--config", config, "--orphans", "--json").stdout)
+    local names = {}
+    for _, o in ipairs(orphans) do names[o.name] = o.kind end
+    for _, v in ipairs(set.velero) do assert.equal("velero", names[v.backup_name]) end
+    for _, d in ipairs(set.databases) do assert.equal(d.app, names[d.backup_id]) end
+  end)
+
   it("refuses a prune without --keep or --older-than", function()
     local r = ckfb("prune")
     assert.equal(2, r.code)

@@ -116,4 +116,12 @@ describe("ckfb.http", function()
     assert.has_error(function() http.request { url = BASE, body = "a", body_file = "b" } end)
     assert.has_error(function() http.request { url = BASE, timeout = "soon" } end)
   end)
+
+  it("raises in C on a field that must be a string but is not (no conversion freed under it)", function()
+    local core = require "ckfb.core.http"
+    assert.has_error(function() core.request { url = BASE, method = 42 } end,
+      "http.request: 'method' must be a string, not a number")
+    assert.has_error(function() core.request { url = BASE, proxy = 8080 } end,
+      "http.request: 'proxy' must be a string, not a number")
+  end)
 end)

@@ -17,7 +17,7 @@ describe("ckfb.sets", function()
     local seen = {}
     for _ = 1, 2000 do
       local id = sets.new_id()
-      assert.matches("^ckf%-%d+T%d+Z%-%x%x%x%x%x%x$", id)
+      assert.matches("^ckf%-%d+T%d+Z%-" .. ("%x"):rep(12) .. "$", id)
       assert.is_nil(seen[id])
       seen[id] = true
     end

@@ -132,4 +132,14 @@ describe("ckfb.yaml, from fuzzing", function()
     assert.is_nil(v)
     assert.matches("unsupported mapping key %(NaN%)", err.message)
   end)
+
+  it("refuses a merge list holding anything but mappings, with one clear error", function()
+    local texts = { "a: {<<: [{b: 1}, 5]}\n", "a: {<<: [{b: 1}, text]}\n", "a: {<<: [{b: 1}, [1, 2], {c: 3}]}\n" }
+    for _, text in ipairs(texts) do
+      local v, err = yaml.decode(text)
+      assert.is_nil(v)
+      assert.equal("yaml.parse", err.code)
+      assert.matches("a merge key %(<<%) list may hold only mappings", err.message)
+    end
+  end)
 end)
