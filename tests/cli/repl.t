@@ -40,15 +40,16 @@ recalled
 
 # Ctrl-C cancels a long juju call, returns to the prompt, and leaves no child.
 $ export HOME=$(mktemp -d) R=./repl-session
-> export CKFB_JUJU=$PWD/../emulators/juju FAKE_JUJU_STATE=$HOME/state.json FAKE_JUJU_LOG=/dev/null
+> export CKFB_JUJU=$PWD/../emulators/juju FAKE_JUJU_STATE=$HOME/state.json FAKE_JUJU_LOG=$HOME/calls.log
 > cp ../emulators/ckf-state.json $FAKE_JUJU_STATE
 > sed -i 's/"behaviour": {}/"behaviour": {"kfp-db\/list-backups": {"latency": 30}}/' $FAKE_JUJU_STATE
 > $R start cancel
 > $R type cancel 'juju.run("kfp-db/0", "list-backups", nil, {model = "kubeflow", wait = 60})'
-> sleep 1.5; pgrep -f 'emulators/juju[ ]run' > /dev/null && echo "juju running"
+> until [ -s $FAKE_JUJU_LOG ]; do sleep 0.05; done; pid=$(grep -o '"pid": [0-9]*' $FAKE_JUJU_LOG | grep -o '[0-9]*$')
+> kill -0 $pid && echo "juju running"
 > $R keys cancel C-c
 > $R wait cancel 'interrupted' && echo cancelled
-> sleep 0.5; pgrep -f 'emulators/juju[ ]run' > /dev/null && echo "juju left behind" || echo "no juju left"
+> kill -0 $pid 2>/dev/null && echo "juju left behind" || echo "no juju left"
 > $R type cancel '1 + 1'; $R wait cancel '^2$' && echo "prompt back"
 > $R stop cancel; rm -rf "$HOME"
 juju running

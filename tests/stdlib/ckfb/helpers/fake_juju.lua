@@ -78,6 +78,17 @@ function M.matching(pattern)
   return out
 end
 
+--- The PIDs of the recorded calls matching a Lua pattern that are still running.
+function M.running(pattern)
+  local sys = require "ckfb.core.sys"
+  local out = {}
+  for _, c in ipairs(M.calls()) do
+    local pid = math.tointeger(c.pid)
+    if table.concat(c.argv, " "):find(pattern) and pid and sys.alive(pid) then out[#out + 1] = pid end
+  end
+  return out
+end
+
 --- The recorded argv lists whose first word is `command`.
 function M.argvs(command)
   local out = {}
