@@ -181,12 +181,14 @@ function M.prompt(interactive)
   return require("ckfb.repl").run { interactive = interactive }
 end
 
---- print redacts registered secrets, in scripts and at the prompt alike. Secrets can only
--- be registered through ckfb.log: until it is loaded, print needs no redaction.
+--- print redacts registered secrets, in scripts and at the prompt alike, and escapes
+-- control characters on a terminal (ckfb.log.print). Secrets can only be registered
+-- through ckfb.log: until it is loaded, print to a pipe needs nothing.
 local function install_print()
   local plain_print = print
+  local terminal = sys.isatty(1)
   _G.print = function(...)
-    local loaded = package.loaded["ckfb.log"]
+    local loaded = package.loaded["ckfb.log"] or (terminal and require("ckfb.log"))
     if loaded then return loaded.print(...) end
     return plain_print(...)
   end

@@ -62,6 +62,12 @@ function M.redact(text)
   return text
 end
 
+--- text with every control character but newline and tab shown as \xNN: data from juju,
+-- Kubernetes or S3 (a set id, a charm's message) must not drive the terminal.
+function M.printable(text)
+  return (tostring(text):gsub("[%z\1-\8\11-\31\127]", function(c) return string.format("\\x%02X", c:byte()) end))
+end
+
 --- Where log lines go (a file handle); tests point it at a temporary file.
 function M.set_sink(handle)
   sink = handle or io.stderr
@@ -79,7 +85,7 @@ local function write(level, fmt, ...)
   local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local tag = level:upper()
   if colour then tag = COLOURS[level] .. tag .. "\27[0m" end
-  sink:write(stamp, " ", tag, " ", M.redact(format(fmt, ...)), "\n")
+  sink:write(stamp, " ", tag, " ", M.printable(M.redact(format(fmt, ...))), "\n")
   sink:flush()
 end
 
@@ -87,12 +93,17 @@ for _, level in ipairs(LEVELS) do
   M[level] = function(fmt, ...) write(level, fmt, ...) end
 end
 
---- print() with redaction: the CLI installs it as the global print.
+local to_terminal
+
+--- print() with redaction (and, on a terminal, control characters escaped): the CLI
+-- installs it as the global print.
 function M.print(...)
   local n = select("#", ...)
   local parts = {}
   for i = 1, n do parts[i] = tostring((select(i, ...))) end
-  io.stdout:write(M.redact(table.concat(parts, "\t")), "\n")
+  local text = M.redact(table.concat(parts, "\t"))
+  if to_terminal == nil then to_terminal = sys.isatty(1) end
+  io.stdout:write(to_terminal and M.printable(text) or text, "\n")  -- a pipe gets the bytes as they are
 end
 
 return M

@@ -32,8 +32,8 @@ function View:draw()
   local now = loop.now()
   for _, s in ipairs(self.steps) do
     local elapsed = s.started and ((s.finished or now) - s.started) or nil
-    local line = string.format(" %s %-52s %6s  %s", MARKS[s.state], s.label,
-      elapsed and string.format("%.1fs", elapsed) or "", s.detail or "")
+    local line = string.format(" %s %-52s %6s  %s", MARKS[s.state], log.printable(s.label),
+      elapsed and string.format("%.1fs", elapsed) or "", log.printable(s.detail or ""))
     if cols and (utf8.len(line) or #line) >= cols then  -- a wrapped line would break the redraw
       line = line:sub(1, (utf8.offset(line, cols) or cols) - 1)
     end

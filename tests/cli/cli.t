@@ -163,3 +163,8 @@ exit 130
 
 $ export F=$(mktemp -u); timeout -s KILL 20 ckfb -e 'local function mark(name) local f = io.open(name .. ".tmp", "w"); f:write(require("ckfb.core.sys").getpid()); f:close(); os.rename(name .. ".tmp", name) end; pcall(function() mark(os.getenv("F")); while true do end end); mark(os.getenv("F") .. ".caught"); while true do end' & p=$!; until [ -e "$F" ]; do sleep 0.05; done; kill -INT "$(cat "$F")"; until [ -e "$F.caught" ]; do sleep 0.05; done; kill -INT "$(cat "$F")"; wait $p; echo "exit $?"; rm -f "$F" "$F.caught"
 exit 130
+
+# print escapes control characters on a terminal (script(1) gives it one); a pipe gets the bytes.
+$ script -qec "ckfb -e 'print(\"a\" .. string.char(27) .. \"[2Jb\")'" /dev/null | tr -d '\r'; ckfb -e 'print("a" .. string.char(27) .. "[2Jb")' | od -An -c | tr -s ' '
+a\x1B[2Jb
+ a 033 [ 2 J b \n

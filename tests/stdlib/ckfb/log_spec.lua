@@ -31,6 +31,13 @@ describe("ckfb.log", function()
     assert.is_nil(text:find("hidden"))
   end)
 
+  it("escapes control characters of remote data in log lines, keeping newlines and tabs", function()
+    local text = capture(function() log.warn("set %s", "ckf-\27[2J\27]0;owned\7\rx\tok") end)
+    assert.matches("WARN set ckf%-\\x1B%[2J\\x1B%]0;owned\\x07\\x0Dx\tok\n$", text)
+    assert.is_nil(text:find("\27", 1, true))
+    assert.equal("a\nb\tc\\x00", log.printable("a\nb\tc\0"))
+  end)
+
   it("never colours a file, and rejects unknown levels", function()
     local text = capture(function() log.error("plain") end)
     assert.is_nil(text:find("\27"))
