@@ -110,28 +110,24 @@ local function check_database(run, st, db)
   local app = st.applications[db]
   if not app then return check(run, db, "fail", "not deployed in " .. kf) end
   local block = ckf.s3_block(app)
-  local s3rel = has_relation(app, { "s3-parameters" })
-  local integrator = s3rel and s3rel[1]["related-application"]
   if block then
+    local s3rel = has_relation(app, { "s3-parameters" })
     return check(run, db, "fail", string.format("%s: the charm refuses backups to the S3 repository it restored "
       .. "from; point it at a new one: juju config -m %s %s path=%s-<date>", block, kf,
-      integrator or "<s3-integrator>", db))
+      s3rel and s3rel[1]["related-application"] or "<s3-integrator>", db))
   end
   if (app["application-status"] or {}).current ~= "active" then return check(run, db, "fail", "not active") end
-  if not integrator then return check(run, db, "fail", "no s3-integrator is related to it (the guide's step 1)") end
-  local settings, cerr = juju.config(integrator, nil, { model = kf })
-  if not settings then return check(run, db, "fail", cerr.message) end
-  if (settings.bucket or "") == "" then return check(run, db, "fail", integrator .. " has no bucket configured") end
-  local path = tostring(settings.path or ""):gsub("^/+", ""):gsub("/+$", "")
-  if path == "" then  -- s3_helpers.py list_backups_in_s3_path indexes path[-1]
+  local storage, err = ckf.database_storage(run.cfg, st, db)
+  if not storage then return check(run, db, "fail", err.message) end
+  if storage.path == "" then  -- s3_helpers.py list_backups_in_s3_path indexes path[-1]
     return check(run, db, "fail", string.format("%s has an empty path, on which mysql-k8s cannot list its "
-      .. "backups; set one: juju config -m %s %s path=%s", integrator, kf, integrator, db))
+      .. "backups; set one: juju config -m %s %s path=%s", storage.integrator, kf, storage.integrator, db))
   end
   local units, why = ckf.database_units(app, run.cfg.database.min_units)
-  run.db_storage[db] = { integrator = integrator, bucket = settings.bucket, path = path }
+  run.db_storage[db] = storage
   run.db_units[db] = { needed = units, why = why }
   check(run, db, "ok", string.format("active, %d unit(s) (a backup needs %d: %s), backups to s3://%s/%s",
-    #juju.units(st, db), units, why, settings.bucket, path))
+    #juju.units(st, db), units, why, storage.bucket, storage.path))
 end
 
 local function check_databases(run)

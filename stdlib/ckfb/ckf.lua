@@ -67,7 +67,7 @@ function M.database_storage(cfg, status, db)
   local rels = type(app) == "table" and type(app.relations) == "table" and app.relations["s3-parameters"]
   local integrator = type(rels) == "table" and type(rels[1]) == "table" and rels[1]["related-application"]
   if type(integrator) ~= "string" then
-    return nil, errors.new("ckf.no_storage", db .. ": no s3-integrator is related to it")
+    return nil, errors.new("ckf.no_storage", "no s3-integrator is related to it (the guide's step 1)")
   end
   local settings, err = juju.config(integrator, nil, { model = cfg.models.kubeflow })
   if not settings then return nil, err end
