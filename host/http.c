@@ -25,6 +25,8 @@ typedef struct {
   curl_off_t upload_left;  /* bytes of body_file still to send (a range of it) */
   CURLcode rc;
   int write_failed;
+  int too_large;  /* the in-memory body passed max_body: the transfer was stopped */
+  size_t max_body;
   int stream;     /* body handed to Lua as it arrives (op:take) */
   int paused;     /* the taker is behind: curl waits */
   char errbuf[CURL_ERROR_SIZE];
@@ -33,6 +35,7 @@ typedef struct {
 
 
 #define STREAM_BACKLOG (8 * 1024 * 1024)  /* untaken bytes before the transfer pauses */
+#define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)  /* a body kept in memory; files stream */
 
 static size_t on_body (char *data, size_t size, size_t n, void *ud) {
   http_op *h = ud;
@@ -53,6 +56,10 @@ static size_t on_body (char *data, size_t size, size_t n, void *ud) {
       return 0;
     }
     return len;
+  }
+  if (h->body.len + len > h->max_body) {  /* an endless body must not take the memory */
+    h->too_large = 1;
+    return 0;
   }
   return buf_append(&h->body, data, len) ? len : 0;
 }
@@ -157,6 +164,10 @@ static int http_result (loop_op *op, lua_State *L) {
   if (h->write_failed)
     return ckfb_push_error(L, "http.io", "%s: cannot write the response: %s",
                            h->where, strerror(h->write_failed));
+  if (h->too_large)
+    return ckfb_push_error(L, "http.too_large", "%s: the response body passed the %I-byte limit "
+                           "(max_body; a sink streams it to a file instead)", h->where,
+                           (lua_Integer)h->max_body);
   if (h->rc != CURLE_OK)
     return ckfb_push_error(L, error_code(h->rc), "%s: %s", h->where,
                            h->errbuf[0] ? h->errbuf : lcurl.easy_strerror(h->rc));
@@ -408,6 +419,10 @@ static int l_request (lua_State *L) {
   h->where = strdup(lua_tostring(L, -1));
   lua_pop(L, 1);
   h->stream = stream && sink == NULL;
+  lua_getfield(L, 1, "max_body");
+  h->max_body = lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 ? (size_t)lua_tointeger(L, -1)
+                                                                 : DEFAULT_MAX_BODY;
+  lua_pop(L, 1);
   h->easy = lcurl.easy_init();
   if (h->easy == NULL || h->where == NULL)
     return luaL_error(L, "not enough memory");  /* the op's __gc frees the rest */

@@ -12,6 +12,7 @@ local FIELDS = {
   sink = "string", timeout = "number", connect_timeout = "number", follow = "boolean",
   proxy = "string", tls = "table", stream = "boolean",
   body_offset = "number", body_length = "number", sink_offset = "number", accept_encoding = "boolean",
+  max_body = "number",
 }
 
 local function check(req)
@@ -30,7 +31,8 @@ end
 --           follow, proxy, tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure},
 --           body_offset, body_length (send a range of body_file),
 --           sink_offset (write the body into sink from there, keeping the rest of the file),
---           accept_encoding = false (no compressed transfer: bodies byte for byte)}
+--           accept_encoding = false (no compressed transfer: bodies byte for byte),
+--           max_body (bytes of body kept in memory, default 64 MiB: past it, http.too_large)}
 -- -> {status, headers (lower-case names), body, time} | nil, err
 function M.request(req)
   check(req)

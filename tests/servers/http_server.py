@@ -11,6 +11,7 @@ Endpoints (any method):
   /status/N        answers status N
   /slow/S          waits S seconds, then 200
   /bytes/N         N bytes of "x"
+  /endless         a chunked body that never ends
   /multi-header    two Set-Cookie headers
   /redirect        302 to /echo
   /record/NAME     keeps the body it gets (a webhook's target); GET /recorded/NAME returns them, one per line
@@ -35,6 +36,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def _endless(self):
+        """A chunked body that never ends, until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            while True:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            self.close_connection = True
 
     def _body(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -68,6 +81,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"slow")
         elif parts[0] == "bytes":
             self._send(200, b"x" * int(parts[1]))
+        elif parts[0] == "endless":
+            self._endless()
         elif parts[0] == "multi-header":
             self._send(200, b"", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
         elif parts[0] == "record":

@@ -124,4 +124,13 @@ describe("ckfb.http", function()
     assert.has_error(function() core.request { url = BASE, proxy = 8080 } end,
       "http.request: 'proxy' must be a string, not a number")
   end)
+
+  it("stops an endless body at its in-memory limit with http.too_large", function()
+    local r, err = http.request { url = BASE .. "/endless", max_body = 4 * 1024 * 1024, timeout = 30 }
+    assert.is_nil(r)
+    assert.equal("http.too_large", err.code)
+    assert.matches("passed the 4194304%-byte limit", err.message)
+    local ok = assert(http.request { url = BASE .. "/bytes/1000", max_body = 1000 })
+    assert.equal(1000, #ok.body)
+  end)
 end)
