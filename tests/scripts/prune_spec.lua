@@ -132,7 +132,9 @@ describe("signed manifests", function()
     local real = json.decode(ckfb("list", "--config", config, "--json").stdout)[1]
     assert.is_true(real.trusted)
     assert.matches("^%x+$", real.signature)
-    plant_local(cfg, manifest(86400, "complete", "0000a7"))             -- well formed, but unsigned
+    local unsigned = manifest(86400, "complete", "0000a7")               -- well formed, but unsigned
+    local unsigned_id = unsigned.id
+    plant_local(cfg, unsigned)
     local altered = json.decode(assert(io.open(real.manifest_path or (cfg.state_dir .. "/sets/" .. real.id
       .. ".json"))):read("a"))
     altered.id = "ckf-" .. stamp(7200) .. "-0000a8"
@@ -140,7 +142,7 @@ describe("signed manifests", function()
     local r = ckfb("list", "--config", config)
     assert.matches("ckf%-%d+T%d+Z%-0000a7 is untrusted: it is not signed", r.stderr)
     assert.matches("ckf%-%d+T%d+Z%-0000a8 is untrusted: its signature does not match", r.stderr)
-    local restore = ckfb("restore", "ckf-" .. stamp(86400) .. "-0000a7", "--yes", "--dry-run", "--config", config)
+    local restore = ckfb("restore", unsigned_id, "--yes", "--dry-run", "--config", config)
     assert.equal(2, restore.code)
     assert.matches("is untrusted: it is not signed", restore.stderr)
   end)
