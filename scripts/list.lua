@@ -76,10 +76,7 @@ local function orphans(all, velero, databases)
   local named = {}
   for _, entry in ipairs(all) do
     if entry.trusted then
-      for _, v in ipairs(entry.manifest.velero or {}) do named["velero:" .. tostring(v.backup_name)] = true end
-      for _, d in ipairs(entry.manifest.databases or {}) do
-        named[d.app .. ":" .. tostring(d.backup_id)] = true
-      end
+      for part in pairs(sets.parts(entry.manifest)) do named[part] = true end
     end
   end
   local out = {}

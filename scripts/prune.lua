@@ -67,14 +67,6 @@ local function live_state(cfg)
   return { velero = velero, databases = databases }
 end
 
---- Every velero backup and database backup a set names: "velero:<name>", "<app>:<backup id>".
-local function parts(m)
-  local out = {}
-  for _, v in ipairs(m.velero or {}) do if v.backup_name then out["velero:" .. v.backup_name] = true end end
-  for _, d in ipairs(m.databases or {}) do if d.backup_id then out[d.app .. ":" .. d.backup_id] = true end end
-  return out
-end
-
 --- The objects of one database backup: <path>/<id>.md5, .metadata, .backup.log and <path>/<id>/...
 local function backup_objects(store, db, backup_id)
   local base = (db.path ~= "" and db.path .. "/" or "") .. backup_id
@@ -146,7 +138,7 @@ local function main(args)
   local kept = {}
   for _, entry in ipairs(all) do
     if entry.trusted and not doomed_ids[entry.manifest.id] then
-      for part in pairs(parts(entry.manifest)) do kept[part] = true end
+      for part in pairs(sets.parts(entry.manifest)) do kept[part] = true end
     end
   end
   local live, lerr

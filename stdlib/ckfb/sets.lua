@@ -184,6 +184,14 @@ local function signature(key, m)
   return require("ckfb.core.s3").hmac_sha256(key, canonical, true)
 end
 
+--- The backups a set names, as keys "velero:<name>" and "<app>:<backup id>" -> true.
+function M.parts(m)
+  local out = {}
+  for _, v in ipairs(m.velero or {}) do if v.backup_name then out["velero:" .. v.backup_name] = true end end
+  for _, d in ipairs(m.databases or {}) do if d.backup_id then out[d.app .. ":" .. d.backup_id] = true end end
+  return out
+end
+
 --- save(cfg, dir, manifest [, store]) -> the local path, the S3 url | nil, err: atomically,
 -- locally, then in S3 when configured.
 function M.save(cfg, dir, m, store)

@@ -194,16 +194,7 @@ local function params_paths()
   return out
 end
 
-local function config_with(change)
-  local yaml = require "ckfb.yaml"
-  local cfg = yaml.decode(assert(io.open(CONFIG)):read("a"))
-  change(cfg)
-  local path = TMP .. "/backup-variant.yaml"
-  local f = assert(io.open(path, "w"))
-  f:write(yaml.encode(cfg))
-  f:close()
-  return path
-end
+local config_with = require("tests.stdlib.ckfb.helpers.configs").variant
 
 -- The rules of a real CKF, from the sources of juju and the charms (tests/emulators/juju
 -- cites each): every test here failed against ckfb before it followed them.

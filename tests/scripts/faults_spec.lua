@@ -4,7 +4,6 @@
 -- process, the lock released.
 local proc = require "ckfb.proc"
 local json = require "ckfb.json"
-local yaml = require "ckfb.yaml"
 local task = require "ckfb.task"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 
@@ -14,14 +13,10 @@ local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
 local STATE = TMP .. "/juju-state.standin.json"
 local REPORT = TMP .. "/fault-report.json"
 
+local variant = require("tests.stdlib.ckfb.helpers.configs").variant
+
 local function config(change)
-  local cfg = yaml.decode(assert(io.open(STANDINS .. "/ckfb.yaml")):read("a"))
-  if change then change(cfg) end
-  local path = TMP .. "/fault-ckfb.yaml"
-  local f = assert(io.open(path, "w"))
-  f:write(yaml.encode(cfg))
-  f:close()
-  return path
+  return variant(change or function() end)
 end
 
 local function report()

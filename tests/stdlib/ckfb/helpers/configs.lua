@@ -23,4 +23,17 @@ function M.isolated(change)
   return path, cfg
 end
 
+--- variant(change) -> the path of a copy of the stand-ins' configuration, changed by
+-- change(cfg), that keeps their state directory and S3 prefix.
+function M.variant(change)
+  counter = counter + 1
+  local cfg = yaml.decode(assert(io.open(STANDINS .. "/ckfb.yaml")):read("a"))
+  change(cfg)
+  local path = string.format("%s/ckfb-variant-%d-%d.yaml", TMP, require("ckfb.core.sys").getpid(), counter)
+  local f = assert(io.open(path, "w"))
+  f:write(yaml.encode(cfg))
+  f:close()
+  return path
+end
+
 return M
