@@ -27,6 +27,7 @@ local SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 local PAGE = 500          -- kubectl's chunk size
 local RETRIES = 5
 local TOKEN_FILE_TTL = 60  -- seconds before a token file is read again
+local MAX_LINE = 16 * 1024 * 1024  -- a watch event or log line; objects are at most ~1.5 MB in etcd
 
 -------------------------------------------------------------------- helpers
 
@@ -592,30 +593,47 @@ function Client:open_stream(path, query, timeout)
 end
 
 --- Reads lines from a stream, calling on_line for each complete one.
--- Returns "stopped" when on_line returned false, "ended", or nil, err.
-local function each_line(s, where, on_line)
-  local pending = ""
+-- Returns "stopped" when on_line returned false, "ended", "deadline" when
+-- the time given has passed, or nil, err. A line (or an error body) longer
+-- than max_line is k8s.line_too_long: a stream with no newline must not
+-- take the memory. Pieces are joined once per line, so a long line costs
+-- its length, not its length squared.
+local function each_line(s, where, on_line, max_line, deadline)
+  local pieces, held = {}, 0
+  local function take(upto)
+    local line = table.concat(pieces) .. upto
+    pieces, held = {}, 0
+    return line
+  end
   while true do
     local data, err = s:read()
+    if deadline and loop.now() >= deadline then s:close(); return "deadline" end
     if s.status ~= 0 and (s.status < 200 or s.status >= 300) then
-      local rest = data or ""
-      while data do data = s:read(); rest = rest .. (data or "") end
-      return nil, api_error(s.status, pending .. rest, where)
+      while data and held <= max_line do pieces[#pieces + 1] = data; held = held + #data; data = s:read() end
+      s:close()
+      return nil, api_error(s.status, take(""):sub(1, max_line), where)
     end
     if not data then
       if err then return nil, err end
-      if pending ~= "" and on_line(pending) == false then return "stopped" end
+      if held > 0 and on_line(take("")) == false then return "stopped" end
       return "ended"
     end
-    pending = pending .. data
     local start = 1
     while true do
-      local nl = pending:find("\n", start, true)
+      local nl = data:find("\n", start, true)
       if not nl then break end
-      if on_line(pending:sub(start, nl - 1)) == false then s:close(); return "stopped" end
+      if on_line(take(data:sub(start, nl - 1))) == false then s:close(); return "stopped" end
       start = nl + 1
     end
-    pending = pending:sub(start)
+    if start <= #data then
+      pieces[#pieces + 1] = data:sub(start)
+      held = held + #data - start + 1
+      if held > max_line then
+        s:close()
+        return nil, errors.new("k8s.line_too_long", string.format(
+          "%s: a line passed the %d-byte limit (max_line)", where, max_line), { limit = max_line })
+      end
+    end
   end
 end
 
@@ -623,7 +641,8 @@ end
 --  resource_version, timeout}, handler) -> true | nil, err
 -- handler(type, object) is called for each event as it arrives (ADDED,
 -- MODIFIED, DELETED; bookmarks only move the resourceVersion on); returning
--- false stops the watch. The watch
+-- false stops the watch. With a timeout the watch ends (true) when it has
+-- passed, however the server keeps the stream open. The watch
 -- resumes from the last resourceVersion when the server ends a stream, and
 -- after 410 Expired it lists again and hands every item over as ADDED.
 function Client:watch(resource, opts, handler)
@@ -643,7 +662,7 @@ function Client:watch(resource, opts, handler)
     local remaining = deadline and math.max(1, math.ceil(deadline - loop.now())) or 300
     local s, serr = self:open_stream(path, {
       watch = "true", resourceVersion = rv, allowWatchBookmarks = "true", timeoutSeconds = remaining,
-      labelSelector = opts.label_selector, fieldSelector = opts.field_selector }, remaining + 30)
+      labelSelector = opts.label_selector, fieldSelector = opts.field_selector }, remaining + 5)
     if not s then return nil, serr end
     local expired, event_err = false, nil
     local outcome, lerr = each_line(s, "WATCH " .. path, function(line)
@@ -659,7 +678,8 @@ function Client:watch(resource, opts, handler)
       if type(meta) == "table" and meta.resourceVersion then rv = meta.resourceVersion end
       if event.type == "BOOKMARK" then return true end  -- only moves the resourceVersion on
       return handler(event.type, event.object) ~= false
-    end)
+    end, self.max_line, deadline)
+    if outcome == "deadline" then return true end
     if not outcome then return nil, lerr end
     if event_err then return nil, event_err end
     if outcome == "stopped" and not expired then return true end
@@ -689,20 +709,21 @@ function Client:logs(pod, opts, on_line)
   end
   local s, serr = self:open_stream(path, query, opts.timeout)
   if not s then return nil, serr end
-  local outcome, lerr = each_line(s, "GET " .. path, on_line)
+  local outcome, lerr = each_line(s, "GET " .. path, on_line, self.max_line,
+    opts.timeout and loop.now() + opts.timeout)
   if not outcome then return nil, lerr end
   return true
 end
 
 -------------------------------------------------------------------- clients
 
---- client{kubeconfig =, context =, in_cluster =, service_account_dir =, server =, timeout =}
--- -> a client | nil, err. Settings load now; nothing is sent until a call.
+--- client{kubeconfig =, context =, in_cluster =, service_account_dir =, server =, timeout =,
+--         max_line =} -> a client | nil, err. Settings load now; nothing is sent until a call.
 function M.client(opts)
   opts = opts or {}
   local cfg, err = M.load_config(opts)
   if not cfg then return nil, err end
-  return setmetatable({ cfg = cfg, timeout = opts.timeout or 60 }, Client)
+  return setmetatable({ cfg = cfg, timeout = opts.timeout or 60, max_line = opts.max_line or MAX_LINE }, Client)
 end
 
 require("ckfb.client").install(M, { "get", "list", "pages", "create", "replace", "patch", "delete", "watch",

@@ -22,6 +22,9 @@ Test control (no auth; loopback only):
   POST /__control/compact   watches from resourceVersions so far get 410 Expired
   POST /__control/tokens    {"token": "user" | null} adds (or removes) tokens
   POST /__control/watch_limit {"seconds": s} ends every watch stream after s seconds
+  POST /__control/flood     {"mode": "noline" | "bookmarks" | null}: watches and followed
+                            logs ignore timeoutSeconds and send, until the client hangs
+                            up, 64 KiB pieces with no newline, or a BOOKMARK every 0.1 s
   GET  /__control/requests  every request seen: [{"method", "path", "user", "auth"}]
 """
 import base64
@@ -69,6 +72,7 @@ class Store:
         self.tokens = {"admin-token": "admin", "alice-token": "alice"}
         self.requests = []
         self.watch_limit = None
+        self.flood = None
 
     def next_rv(self):
         self.rv += 1
@@ -278,6 +282,8 @@ class Handler(BaseHTTPRequestHandler):
                         STORE.tokens[token] = user
             elif what == "watch_limit":
                 STORE.watch_limit = data["seconds"]
+            elif what == "flood":
+                STORE.flood = data["mode"]
             elif what == "requests":
                 return self.send_json(200, STORE.requests)
             else:
@@ -364,7 +370,25 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, head.encode() + b',"items":[' + b",".join(encoded) + b"]}")
         return None
 
+    def flood(self, mode):
+        """A misbehaving server: a stream that never ends, with or without newlines."""
+        self.start_chunked("application/json")
+        mark = json.dumps({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1",
+                                                          "metadata": {"resourceVersion": str(STORE.rv)}}})
+        try:
+            while True:
+                if mode == "noline":
+                    self.chunk(b"x" * 65536)
+                else:
+                    self.chunk(mark.encode() + b"\n")
+                    time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        return None
+
     def watch(self, key, namespace, query):
+        if STORE.flood:
+            return self.flood(STORE.flood)
         since = int(query.get("resourceVersion") or 0) or STORE.rv
         deadline = time.time() + float(query.get("timeoutSeconds") or 30)
         if STORE.watch_limit is not None:
@@ -403,6 +427,8 @@ class Handler(BaseHTTPRequestHandler):
         lines = pod.get("logs", ["log line %d of %s" % (i, name) for i in range(3)])
         if query.get("tailLines"):
             lines = lines[-int(query["tailLines"]):]
+        if query.get("follow") == "true" and STORE.flood:
+            return self.flood(STORE.flood)
         if query.get("follow") != "true":
             data = "".join(l + "\n" for l in lines).encode()
             self.send_response(200)

@@ -45,8 +45,8 @@ local function kubeconfig(name, user, cluster_extra, namespace)
   return write(TMP .. "/" .. name .. ".kubeconfig", json.encode(doc))
 end
 
-local function client(user, cluster_extra)
-  return assert(k8s.client { kubeconfig = kubeconfig("k", user, cluster_extra) })
+local function client(user, cluster_extra, opts)
+  return assert(k8s.client { kubeconfig = kubeconfig("k", user, cluster_extra), max_line = opts and opts.max_line })
 end
 
 local function names(items)
@@ -338,7 +338,10 @@ describe("ckfb.k8s", function()
   describe("watch", function()
     local c
     before_each(function() c = client({ token = "admin-token" }) end)
-    after_each(function() control("watch_limit", { seconds = json.null }) end)
+    after_each(function()
+      control("watch_limit", { seconds = json.null })
+      control("flood", { mode = json.null })
+    end)
 
     it("hands events to Lua as they arrive", function()
       local seen = {}
@@ -387,6 +390,28 @@ describe("ckfb.k8s", function()
       end))
       assert.equal(15, #seen)
       assert.equal("ADDED pod-00000", seen[1])
+    end)
+
+    it("stops a line with no newline at max_line (k8s.line_too_long), in watches and followed logs", function()
+      control("flood", { mode = "noline" })
+      local small = client({ token = "admin-token" }, nil, { max_line = 1024 * 1024 })
+      local before = collectgarbage("count")
+      local ok, err = small:watch("configmaps", { timeout = 30 }, function() return true end)
+      assert.is_nil(ok)
+      assert.equal("k8s.line_too_long", err.code)
+      assert.equal(1024 * 1024, err.detail.limit)
+      assert.is_true(collectgarbage("count") - before < 16 * 1024, "held no more than a few lines' worth")
+      local lok, lerr = small:logs("pod-00000", { follow = true, timeout = 30 }, function() end)
+      assert.is_nil(lok)
+      assert.equal("k8s.line_too_long", lerr.code)
+    end)
+
+    it("ends at its timeout even when the server keeps the stream open", function()
+      control("flood", { mode = "bookmarks" })
+      local started = loop.now()
+      assert.is_true(c:watch("configmaps", { timeout = 1 }, function() return true end))
+      -- the server never ends this stream: before, the watch ran until curl's timeout (31 s)
+      assert.is_true(loop.now() - started < 4, "ended near its 1 s deadline")
     end)
 
     it("raises on misuse", function()
