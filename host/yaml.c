@@ -1,7 +1,10 @@
 /*
 ** yaml.c: YAML on libyaml (module "ckfb.core.yaml").
 ** decode: every document of a stream, anchors and aliases (an alias is the
-** same Lua table, so "billion laughs" input costs nothing), merge keys, the
+** same Lua table, so "billion laughs" input costs no memory here; the nodes
+** aliases stand for are still counted and capped, because whoever walks the
+** result walks them all; an alias inside its own anchor is a cycle and an
+** error), merge keys, the
 ** YAML 1.2 core schema for plain scalars; no tag ever runs code.
 ** encode: block style, sorted keys, strings quoted whenever they would read
 ** back as something else.
@@ -18,6 +21,7 @@
 
 #define YAML_META "ckfb.yaml.state"
 #define MAX_DEPTH 256
+#define MAX_ALIASED_NODES 1000000L  /* nodes that aliases may add to a stream (yaml.alias_limit) */
 #define ARRAY_MARK "__ckfb_array"  /* metafield set by json.array() */
 
 /* Owns libyaml's state so that an error raised mid-way leaks nothing. */
@@ -28,8 +32,13 @@ typedef struct {
   int has_parser, has_emitter, has_event;
   buf out;
   char error[256];
+  const char *code;     /* the error's code: yaml.parse unless a limit was passed */
   int line, column;
+  int anchors, sizes;   /* stack indices: anchor -> value, anchor -> nodes it stands for */
+  long nodes, expanded; /* nodes read, and nodes once every alias is expanded */
 } yaml_state;
+
+static char open_anchor_mark;  /* an anchored collection being parsed */
 
 
 static int state_gc (lua_State *L) {
@@ -192,29 +201,54 @@ static int push_scalar (lua_State *L, yaml_state *s) {
 }
 
 
-static int parse_node (lua_State *L, yaml_state *s, int anchors, int depth);
+static int parse_node (lua_State *L, yaml_state *s, int depth);
 
 
-static void remember_anchor (lua_State *L, int anchors, const unsigned char *anchor) {
-  if (anchor != NULL) {
-    lua_pushvalue(L, -1);
-    lua_setfield(L, anchors, (const char *)anchor);
+/* Pushes the anchor's name (or nil) and marks the anchor open: an alias to it
+** from inside the collection would make the result a cycle. */
+static void open_anchor (lua_State *L, yaml_state *s, const unsigned char *anchor) {
+  if (anchor == NULL) {
+    lua_pushnil(L);
+    return;
   }
+  lua_pushstring(L, (const char *)anchor);
+  lua_pushvalue(L, -1);
+  lua_pushlightuserdata(L, &open_anchor_mark);
+  lua_rawset(L, s->anchors);
 }
 
 
-static int parse_sequence (lua_State *L, yaml_state *s, int anchors, int depth) {
+/* Binds the name at `name` to the value on top, with the nodes it stands for
+** (counted from `start`), and removes the name from the stack. */
+static void close_anchor (lua_State *L, yaml_state *s, int name, long start) {
+  if (!lua_isnil(L, name)) {
+    lua_pushvalue(L, name);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, s->anchors);
+    lua_pushvalue(L, name);
+    lua_pushinteger(L, s->expanded - start + 1);
+    lua_rawset(L, s->sizes);
+  }
+  lua_remove(L, name);
+}
+
+
+static int parse_sequence (lua_State *L, yaml_state *s, int depth) {
+  int name = lua_gettop(L) + 1;
+  open_anchor(L, s, s->event.data.sequence_start.anchor);
+  long start = s->expanded;
   lua_newtable(L);
-  remember_anchor(L, anchors, s->event.data.sequence_start.anchor);
   for (lua_Integer i = 1;; i++) {
     if (!next_event(s))
       return 0;
     if (s->event.type == YAML_SEQUENCE_END_EVENT)
-      return 1;
-    if (!parse_node(L, s, anchors, depth + 1))
+      break;
+    if (!parse_node(L, s, depth + 1))
       return 0;
     lua_rawseti(L, -2, i);
   }
+  close_anchor(L, s, name, start);
+  return 1;
 }
 
 
@@ -272,10 +306,12 @@ static int add_merge (lua_State *L, yaml_state *s, int merges) {
 }
 
 
-static int parse_mapping (lua_State *L, yaml_state *s, int anchors, int depth) {
+static int parse_mapping (lua_State *L, yaml_state *s, int depth) {
+  int name = lua_gettop(L) + 1;
+  open_anchor(L, s, s->event.data.mapping_start.anchor);
+  long start = s->expanded;
   lua_newtable(L);
   int map = lua_gettop(L);
-  remember_anchor(L, anchors, s->event.data.mapping_start.anchor);
   lua_newtable(L);
   int merges = lua_gettop(L);
   for (;;) {
@@ -286,7 +322,7 @@ static int parse_mapping (lua_State *L, yaml_state *s, int anchors, int depth) {
     int line = (int)s->event.start_mark.line, col = (int)s->event.start_mark.column;
     int is_merge = s->event.type == YAML_SCALAR_EVENT && s->event.data.scalar.plain_implicit &&
                    strcmp((const char *)s->event.data.scalar.value, "<<") == 0;
-    if (!parse_node(L, s, anchors, depth + 1))
+    if (!parse_node(L, s, depth + 1))
       return 0;
     int kt = lua_type(L, -1);
     int nan = kt == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1);
@@ -295,7 +331,7 @@ static int parse_mapping (lua_State *L, yaml_state *s, int anchors, int depth) {
            kt == LUA_TTABLE ? "a collection" : (nan ? "NaN" : "null"));
       return 0;
     }
-    if (!next_event(s) || !parse_node(L, s, anchors, depth + 1))
+    if (!next_event(s) || !parse_node(L, s, depth + 1))
       return 0;
     if (is_merge) {
       lua_remove(L, -2);
@@ -307,36 +343,63 @@ static int parse_mapping (lua_State *L, yaml_state *s, int anchors, int depth) {
   }
   apply_merges(L, map, merges);
   lua_settop(L, map);
+  close_anchor(L, s, name, start);
+  return 1;
+}
+
+
+/* Pushes the value an alias names; counts the nodes it stands for. */
+static int push_alias (lua_State *L, yaml_state *s) {
+  const char *anchor = (const char *)s->event.data.alias.anchor;
+  int line = (int)s->event.start_mark.line, col = (int)s->event.start_mark.column;
+  int type = lua_getfield(L, s->anchors, anchor);
+  if (type == LUA_TNIL) {
+    fail(s, line, col, "unknown alias *%s", anchor);
+    return 0;
+  }
+  if (type == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == &open_anchor_mark) {
+    fail(s, line, col, "alias *%s is inside the node it names (a cycle)", anchor);
+    return 0;
+  }
+  lua_getfield(L, s->sizes, anchor);
+  s->expanded += (long)lua_tointeger(L, -1) - 1;  /* parse_node counted the alias itself */
+  lua_pop(L, 1);
+  if (s->expanded - s->nodes > MAX_ALIASED_NODES) {
+    s->code = "yaml.alias_limit";
+    fail(s, line, col, "aliases stand for more than 1000000 nodes (at *%s)", anchor);
+    return 0;
+  }
   return 1;
 }
 
 
 /* Pushes the node that starts with the current event; 0 and s->error on failure. */
-static int parse_node (lua_State *L, yaml_state *s, int anchors, int depth) {
+static int parse_node (lua_State *L, yaml_state *s, int depth) {
   yaml_event_t *e = &s->event;
   if (depth > MAX_DEPTH) {
     fail(s, (int)e->start_mark.line, (int)e->start_mark.column, "nested too deeply%s", NULL);
     return 0;
   }
   luaL_checkstack(L, 8, "yaml nesting");
+  s->nodes++;
+  s->expanded++;
   switch (e->type) {
     case YAML_SCALAR_EVENT:
       if (!push_scalar(L, s))
         return 0;
-      remember_anchor(L, anchors, e->data.scalar.anchor);
-      return 1;
-    case YAML_SEQUENCE_START_EVENT:
-      return parse_sequence(L, s, anchors, depth);
-    case YAML_MAPPING_START_EVENT:
-      return parse_mapping(L, s, anchors, depth);
-    case YAML_ALIAS_EVENT:
-      if (lua_getfield(L, anchors, (const char *)e->data.alias.anchor) == LUA_TNIL) {
-        lua_pop(L, 1);
-        fail(s, (int)e->start_mark.line, (int)e->start_mark.column, "unknown alias *%s",
-             (const char *)e->data.alias.anchor);
-        return 0;
+      if (e->data.scalar.anchor != NULL) {
+        int name = lua_gettop(L);
+        lua_pushstring(L, (const char *)e->data.scalar.anchor);
+        lua_insert(L, name);
+        close_anchor(L, s, name, s->expanded);
       }
       return 1;
+    case YAML_SEQUENCE_START_EVENT:
+      return parse_sequence(L, s, depth);
+    case YAML_MAPPING_START_EVENT:
+      return parse_mapping(L, s, depth);
+    case YAML_ALIAS_EVENT:
+      return push_alias(L, s);
     default:
       fail(s, (int)e->start_mark.line, (int)e->start_mark.column, "unexpected YAML event%s", NULL);
       return 0;
@@ -355,11 +418,13 @@ static int parse_stream (lua_State *L, yaml_state *s, int docs) {
     if (s->event.type != YAML_DOCUMENT_START_EVENT)
       continue;  /* STREAM_START */
     lua_newtable(L);  /* anchors are per document */
-    int anchors = lua_gettop(L);
-    if (!next_event(s) || !parse_node(L, s, anchors, 0) || !next_event(s))
+    s->anchors = lua_gettop(L);
+    lua_newtable(L);
+    s->sizes = lua_gettop(L);
+    if (!next_event(s) || !parse_node(L, s, 0) || !next_event(s))
       return 0;
     lua_rawseti(L, docs, ++n);
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
 }
 
@@ -379,7 +444,7 @@ static int l_decode (lua_State *L) {
   lua_settop(L, docs);
   if (ok)
     return 1;
-  int nret = ckfb_push_error(L, "yaml.parse", "line %d, column %d: %s", s->line, s->column, s->error);
+  int nret = ckfb_push_error(L, s->code ? s->code : "yaml.parse", "line %d, column %d: %s", s->line, s->column, s->error);
   lua_pushinteger(L, s->line);
   lua_setfield(L, -2, "line");
   lua_pushinteger(L, s->column);

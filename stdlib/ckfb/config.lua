@@ -14,10 +14,15 @@ local function describe(v)
   return type(v)
 end
 
-local function copy(v)
+--- A deep copy that keeps what YAML aliases share shared: a table seen
+-- before is the same copy again, so an alias costs one table, not its expansion.
+local function copy(v, seen)
   if type(v) ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
   local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
+  seen[v] = out
+  for k, x in pairs(v) do out[k] = copy(x, seen) end
   return out
 end
 
@@ -65,7 +70,7 @@ function M.load(defaults, opts)
   local text, ferr = require("ckfb.file").read(file)
   if not text then return nil, errors.new("config", "cannot read the configuration: " .. tostring(ferr)) end
   local doc, yerr = yaml.decode(text)
-  if yerr then return nil, errors.new("config", file .. ": " .. yerr.message) end
+  if yerr then return nil, errors.new("config", file .. ": " .. yerr.message, { cause = yerr.code }) end
   local config, merr = merge(defaults, doc, "")
   if not config then return nil, errors.new("config", file .. ": " .. merr) end
   return config, file

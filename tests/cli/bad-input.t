@@ -167,6 +167,14 @@ $ ckfb -e 'assert(require("ckfb.yaml").decode("a: *nowhere"))'
 ckfb: yaml.parse: line 1, column 4: unknown alias *nowhere
 [1]
 
+$ ckfb -e 'assert(require("ckfb.yaml").decode("&a [*a]"))'
+ckfb: yaml.parse: line 1, column 5: alias *a is inside the node it names (a cycle)
+[1]
+
+$ ckfb -e 'assert(require("ckfb.yaml").decode("a: {<<: [{b: 1}, 5]}"))'
+ckfb: yaml.parse: line 1, column 19: a merge key (<<) list may hold only mappings
+[1]
+
 $ ckfb -e 'assert(require("ckfb.s3").client{access_key = "a", secret_key = "b", endpoint = "s3.example.com"})'
 ckfb: s3.config: the endpoint must look like https://host[:port], got 's3.example.com'
 [1]

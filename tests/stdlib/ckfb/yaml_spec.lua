@@ -60,14 +60,37 @@ list: [*base, *base]
     assert.equal(v.base, v.list[1])
   end)
 
-  it("survives an alias bomb without expanding it", function()
+  local function bomb(levels)
     local lines = { "a0: &a0 [x, x, x, x, x, x, x, x, x, x]" }
-    for i = 1, 20 do
+    for i = 1, levels do
       lines[#lines + 1] = string.format("a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]",
         i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1)
     end
-    local v = assert(yaml.decode(table.concat(lines, "\n")))
-    assert.equal(v.a19, v.a20[1])
+    return table.concat(lines, "\n")
+  end
+
+  it("shares what aliases name, up to a million nodes they stand for", function()
+    local v = assert(yaml.decode(bomb(4)))  -- about 120,000 nodes once expanded
+    assert.equal(v.a3, v.a4[1])
+  end)
+
+  it("refuses an alias bomb with yaml.alias_limit, before anything walks it", function()
+    local v, err = yaml.decode(bomb(20))
+    assert.is_nil(v)
+    assert.equal("yaml.alias_limit", err.code)
+    assert.matches("^line 6, column %d+: aliases stand for more than 1000000 nodes %(at %*a4%)$", err.message)
+  end)
+
+  it("refuses an alias inside the node it names (a cycle)", function()
+    for _, text in ipairs({ "a: &a [*a]", "a: &a {b: [1, *a]}", "a: &a {<<: *a}" }) do
+      local v, err = yaml.decode(text)
+      assert.is_nil(v, text)
+      assert.equal("yaml.parse", err.code)
+      assert.matches("alias %*a is inside the node it names %(a cycle%)", err.message)
+    end
+    local ok = assert(yaml.decode("a: &a false\nb: *a\nc: &n ~\nd: *n\n"))  -- false and null anchor fine
+    assert.is_false(ok.b)
+    assert.equal(yaml.null, ok.d)
   end)
 
   it("never runs code for a tag", function()
