@@ -67,25 +67,33 @@ local function xml_escape(s)
     ['"'] = "&quot;", ["'"] = "&apos;" }))
 end
 
---- Parses the small XML documents S3 answers with into {name, text, children}.
+--- Parses the XML documents S3 answers with into {name, text, children}.
+-- Linear in the input: a node's text is gathered in pieces and joined once
+-- when it closes, and a tag cannot span another '<' (so "<a<a<a..." is not
+-- rescanned to the end from every '<').
 local function xml_parse(text)
-  local root = { name = "#root", children = {}, text = "" }
+  local root = { name = "#root", children = {}, pieces = {} }
   local stack = { root }
+  local function close(node)
+    node.text = xml_unescape(table.concat(node.pieces))
+    node.pieces = nil
+  end
   local pos = 1
   while true do
-    local s, e, close, name, attrs = text:find("<(/?)([%w:_%-%.]+)([^>]*)>", pos)
+    local s, e, slash, name, attrs = text:find("<(/?)([%w:_%-%.]+)([^<>]*)>", pos)
     local top = stack[#stack]
-    top.text = top.text .. xml_unescape(text:sub(pos, (s or #text + 1) - 1))
+    top.pieces[#top.pieces + 1] = text:sub(pos, (s or #text + 1) - 1)
     if not s then break end
-    if close == "/" then
-      if #stack > 1 then stack[#stack] = nil end
+    if slash == "/" then
+      if #stack > 1 then close(top); stack[#stack] = nil end
     else
-      local node = { name = name:gsub("^.*:", ""), children = {}, text = "" }
+      local node = { name = name:gsub("^.*:", ""), children = {}, pieces = {} }
       top.children[#top.children + 1] = node
-      if not attrs:find("/$") then stack[#stack + 1] = node end
+      if attrs:find("/$") then close(node) else stack[#stack + 1] = node end
     end
     pos = e + 1
   end
+  for i = #stack, 1, -1 do close(stack[i]) end
   return root
 end
 M._xml_parse = xml_parse
