@@ -312,7 +312,7 @@ function Client:request(r)
     local response, err = http.request {
       method = r.method, url = url, headers = headers, body = r.body, body_file = r.body_file,
       body_offset = r.body_offset, body_length = r.body_length, sink = r.sink, sink_offset = r.sink_offset,
-      timeout = r.timeout or self.timeout, accept_encoding = false,
+      timeout = r.timeout or self.timeout, accept_encoding = false, max_body = r.max_body,
       tls = { ca_file = self.cfg.ca_file, insecure = self.cfg.insecure or nil },
     }
     if not response then return nil, err end
@@ -417,12 +417,13 @@ local function ranges(size, part)
   return out
 end
 
---- get(bucket, key [, {file = path, part_size, parallel}]) -> the body | (to a file) true | nil, err
+--- get(bucket, key [, {file = path, part_size, parallel, max_size}]) -> the body | (to a file) true | nil, err
+-- A body kept in memory past max_size (64 MiB by default) is http.too_large.
 -- Big objects download to a file in parallel ranges.
 function Client:get(bucket, key, opts)
   opts = opts or {}
   if not opts.file then
-    local r, err = self:request { method = "GET", bucket = bucket, key = key }
+    local r, err = self:request { method = "GET", bucket = bucket, key = key, max_body = opts.max_size }
     if not r then return nil, err end
     return r.body
   end

@@ -226,8 +226,9 @@ function M.list(cfg, store)
   local key, kerr = signing_key(cfg)
   if key == false then return nil, kerr end
   local by_id, order = {}, {}
-  local function add(m, where, name)
-    local ok, why = M.validate(m)
+  local function add(m, where, name, unreadable)
+    local ok, why = nil, unreadable
+    if not unreadable then ok, why = M.validate(m) end
     if ok and key and m.signature ~= signature(key, m) then
       ok, why = nil, m.signature and "its signature does not match: altered, or signed with another key"
         or "it is not signed"
@@ -261,12 +262,14 @@ function M.list(cfg, store)
     for _, o in ipairs(listed.objects) do
       local name = o.key:sub(#prefix + 1)
       local id = name:match("^([^/]+)%.json$")
-      if id and (o.size or 0) <= M.MAX_MANIFEST then
-        local m = json.decode(store:get(cfg.s3.bucket, o.key) or "")
+      if id then
+        local body, gerr = (o.size or 0) <= M.MAX_MANIFEST
+          and store:get(cfg.s3.bucket, o.key, { max_size = M.MAX_MANIFEST })  -- the listed size may lie
+        local m = body and json.decode(body)
         if type(m) == "table" and m.id ~= id then m = { kind = "mismatch" } end
-        add(m, "s3", name)
-      elseif id then
-        add({ kind = "too large" }, "s3", name)
+        local unreadable = not body and (gerr and gerr.code ~= "http.too_large" and "cannot be read: " .. gerr.message
+          or "larger than the 1 MiB manifest limit (sets.manifest_too_large)")
+        add(m, "s3", name, unreadable)
       end
     end
   end
@@ -275,7 +278,8 @@ function M.list(cfg, store)
   return order
 end
 
--- A manifest is a few kilobytes: a bigger object under the prefix is not read.
+-- A manifest is a few kilobytes: a bigger object under the prefix is not read
+-- (nor more than this of one whose listing claims it is small).
 M.MAX_MANIFEST = 1024 * 1024
 
 --- find(cfg, store, id | nil for the latest trusted) -> entry | nil, err

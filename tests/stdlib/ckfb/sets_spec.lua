@@ -96,4 +96,26 @@ describe("ckfb.sets", function()
     assert.equal("file", require("ckfb.core.file").stat(dir .. "/manifest.json").type)
     assert.equal(384, require("ckfb.core.file").stat(dir .. "/manifest.json").mode)   -- 0600
   end)
+
+  it("reads no more than 1 MiB of a manifest from S3, whatever the listing claims", function()
+    local cfg = assert(sets.load((require("tests.stdlib.ckfb.helpers.configs").isolated())))
+    local store = assert(require("ckfb.s3").client { endpoint = os.getenv("CKFB_TEST_S3"),
+      access_key = "AKIDTEST", secret_key = "testsecret" })
+    local big = valid()
+    big.id = "ckf-20261201T100000Z-0000d1"
+    big.padding = string.rep("x", 1536 * 1024)
+    local key = sets.s3_key(cfg, big.id)
+    assert(store:put(cfg.s3.bucket, key, { body = json.encode(big) }))
+    local liar = setmetatable({ list = function(self, q)  -- a listing that says every object is tiny
+      local listed = assert(store.list(store, q))
+      for _, o in ipairs(listed.objects) do o.size = 10 end
+      return listed
+    end }, { __index = store })
+    for _, s in ipairs({ store, liar }) do
+      local entry = assert(sets.list(cfg, s))[1]
+      assert.is_false(entry.trusted)
+      assert.equal("larger than the 1 MiB manifest limit (sets.manifest_too_large)", entry.problem)
+    end
+    assert(store:delete(cfg.s3.bucket, key))
+  end)
 end)
