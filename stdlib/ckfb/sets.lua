@@ -263,8 +263,10 @@ function M.list(cfg, store)
       local name = o.key:sub(#prefix + 1)
       local id = name:match("^([^/]+)%.json$")
       if id then
-        local body, gerr = (o.size or 0) <= M.MAX_MANIFEST
-          and store:get(cfg.s3.bucket, o.key, { max_size = M.MAX_MANIFEST })  -- the listed size may lie
+        local body, gerr = false, nil
+        if (o.size or 0) <= M.MAX_MANIFEST then  -- and read no more than that: the listed size may lie
+          body, gerr = store:get(cfg.s3.bucket, o.key, { max_size = M.MAX_MANIFEST })
+        end
         local m = body and json.decode(body)
         if type(m) == "table" and m.id ~= id then m = { kind = "mismatch" } end
         local unreadable = not body and (gerr and gerr.code ~= "http.too_large" and "cannot be read: " .. gerr.message

@@ -106,7 +106,7 @@ describe("ckfb.sets", function()
     big.padding = string.rep("x", 1536 * 1024)
     local key = sets.s3_key(cfg, big.id)
     assert(store:put(cfg.s3.bucket, key, { body = json.encode(big) }))
-    local liar = setmetatable({ list = function(self, q)  -- a listing that says every object is tiny
+    local liar = setmetatable({ list = function(_, q)  -- a listing that says every object is tiny
       local listed = assert(store.list(store, q))
       for _, o in ipairs(listed.objects) do o.size = 10 end
       return listed
