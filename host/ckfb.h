@@ -21,6 +21,7 @@ void ckfb_watch_thread (lua_State *co);
 int ckfb_interrupted (void);
 void ckfb_check_interrupt (lua_State *L);
 void ckfb_clear_interrupt (void);
+void ckfb_acknowledge_interrupt (void);
 
 /* One luaopen per binding, registered in package.preload by runtime.c. */
 int luaopen_ckfb_core_loop (lua_State *L);

@@ -15,6 +15,7 @@
 #define TRACEBACK_KEY "ckfb.traceback"
 
 static volatile sig_atomic_t interrupted = 0;  /* the signal that stopped the run */
+static volatile sig_atomic_t acknowledged = 0; /* the stop has unwound: cleanups may wait */
 static lua_State *interruptible = NULL;
 
 
@@ -95,6 +96,7 @@ static void on_stop_signal (int sig) {
   if (interrupted == SIGINT && sig == SIGINT)
     _exit(128 + SIGINT);  /* a second Ctrl-C: at once (children die with us: PDEATHSIG) */
   interrupted = sig;
+  acknowledged = 0;       /* a signal during the cleanups stops them too */
   if (interruptible != NULL)
     lua_sethook(interruptible, stop_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
@@ -105,7 +107,7 @@ static void on_stop_signal (int sig) {
 ** coroutine (a task), so each task checks the flag every 1000 instructions. */
 static void thread_hook (lua_State *L, lua_Debug *ar) {
   (void)ar;
-  if (interrupted) {
+  if (interrupted && !acknowledged) {
     lua_sethook(L, NULL, 0, 0);
     luaL_error(L, "%s", stop_message());
   }
@@ -137,6 +139,17 @@ int ckfb_interrupted (void) {
 /* The REPL goes on after a cancelled command: forget the signal and its hook. */
 void ckfb_clear_interrupt (void) {
   interrupted = 0;
+  acknowledged = 0;
+  if (interruptible != NULL)
+    lua_sethook(interruptible, NULL, 0, 0);
+}
+
+
+/* The stop has unwound the run: from now on waiting is allowed again, so that
+** cleanups (aborting an upload) can talk to servers; the exit code still
+** names the signal, and a new signal stops the cleanups. */
+void ckfb_acknowledge_interrupt (void) {
+  acknowledged = 1;
   if (interruptible != NULL)
     lua_sethook(interruptible, NULL, 0, 0);
 }
@@ -144,7 +157,7 @@ void ckfb_clear_interrupt (void) {
 
 /* Called by code that waits (the loop), which the count hook cannot reach. */
 void ckfb_check_interrupt (lua_State *L) {
-  if (interrupted)
+  if (interrupted && !acknowledged)
     luaL_error(L, "%s", stop_message());
 }
 

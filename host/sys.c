@@ -117,6 +117,14 @@ static int sys_interrupted (lua_State *L) {
 }
 
 
+/* sys.acknowledge_interrupt(): the stop has unwound; cleanups may wait again */
+static int sys_acknowledge_interrupt (lua_State *L) {
+  (void)L;
+  ckfb_acknowledge_interrupt();
+  return 0;
+}
+
+
 /* sys.mkdir(path [, mode]) -> true | nil, message, "exists"|"other": atomic, so a lock can be one */
 static int sys_mkdir (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -211,6 +219,7 @@ static const luaL_Reg sys_funcs[] = {
   {"set_verbose", sys_set_verbose},
   {"traceback", sys_traceback},
   {"interrupted", sys_interrupted},
+  {"acknowledge_interrupt", sys_acknowledge_interrupt},
   {"msghandler", ckfb_msghandler},
   {NULL, NULL}
 };

@@ -216,7 +216,11 @@ function M.main(argv)
     io.stderr:write("ckfb: ", result.message, " (try 'ckfb --help')\n")
     return EXIT.usage
   end
-  if package.loaded["ckfb.task"] then pcall(package.loaded["ckfb.task"].cancel_all) end
+  local task = package.loaded["ckfb.task"]
+  if task then
+    pcall(task.cancel_all)
+    pcall(task.run_cleanups)
+  end
   report(result, M.verbose)
   local signal = sys.interrupted()
   return signal and 128 + signal or EXIT.error

@@ -113,6 +113,7 @@ local function execute(chunk)
   if not t:done() then t:cancel() end  -- interrupted while it waited
   if sys.interrupted() then
     task.cancel_all()
+    task.run_cleanups()
     core.clear_interrupt()
     return false, "interrupted"
   end

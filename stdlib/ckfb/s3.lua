@@ -462,6 +462,12 @@ function Client:multipart(bucket, key, file, size, opts)
   if not start then return nil, err end
   local upload_id = child_text(child(xml_parse(start.body), "InitiateMultipartUploadResult"), "UploadId")
   if not upload_id then return nil, errors.new("s3.output", "InitiateMultipartUpload returned no UploadId") end
+  local function abort()  -- so that no orphaned parts keep costing storage
+    return self:request { method = "DELETE", bucket = bucket, key = key, query = { uploadId = upload_id } }
+  end
+  local forget = task.cleanup(function()  -- a stopped run (SIGTERM, Ctrl-C) aborts it too
+    if abort() then log.warn("aborted the unfinished upload of s3://%s/%s", bucket, key) end
+  end)
   local etags, jobs = {}, {}
   for i, range in ipairs(ranges(size, opts.part_size or 64 * MIB)) do
     jobs[i] = function()
@@ -482,13 +488,14 @@ function Client:multipart(bucket, key, file, size, opts)
     local done, cerr = self:request { method = "POST", bucket = bucket, key = key, query = { uploadId = upload_id },
       body = body }
     if done then
+      forget()
       return { etag = (child_text(child(xml_parse(done.body), "CompleteMultipartUploadResult"), "ETag") or "")
         :gsub('"', ""), parts = #etags }
     end
     perr = cerr
   end
-  -- abort, so that no orphaned parts keep costing storage
-  self:request { method = "DELETE", bucket = bucket, key = key, query = { uploadId = upload_id } }
+  abort()
+  forget()
   return nil, perr
 end
 

@@ -263,6 +263,38 @@ function M.finish()
   end
 end
 
+local cleanups, cleanup_seq = {}, 0  -- entry -> its order; an entry is {fn = function}
+
+--- cleanup(fn) -> forget(): fn runs if the run stops (Ctrl-C, SIGTERM, an
+-- error escaping the script) before forget() is called: for work a server
+-- must be told to undo, such as an unfinished multipart upload. A stopped
+-- task cannot wait in its <close> handlers; the CLI runs these afterwards.
+function M.cleanup(fn)
+  if type(fn) ~= "function" then error("task.cleanup: expected a function", 2) end
+  cleanup_seq = cleanup_seq + 1
+  local entry = { fn = fn }
+  cleanups[entry] = cleanup_seq
+  return function() cleanups[entry] = nil end
+end
+
+--- run_cleanups([seconds]) -> how many ran: after a stop, the pending cleanups,
+-- newest first, with waiting allowed again, for at most `seconds` (15) in all.
+function M.run_cleanups(seconds)
+  local pending = {}
+  for entry in pairs(cleanups) do pending[#pending + 1] = entry end
+  table.sort(pending, function(a, b) return cleanups[a] > cleanups[b] end)
+  cleanups = {}
+  if #pending == 0 then return 0 end
+  sys.acknowledge_interrupt()
+  M.timeout(seconds or 15, function()
+    for _, entry in ipairs(pending) do
+      local ok, err = pcall(entry.fn)
+      if not ok then io.stderr:write("ckfb: a cleanup failed: ", tostring(err):match("^[^\n]*"), "\n") end
+    end
+  end)
+  return #pending
+end
+
 --- Cancels every task still alive (Ctrl-C, or an error escaping the main chunk).
 function M.cancel_all()
   for t in pairs(live) do

@@ -3,6 +3,7 @@ local http = require "ckfb.http"
 local json = require "ckfb.json"
 local proc = require "ckfb.proc"
 local log = require "ckfb.log"
+local task = require "ckfb.task"
 
 local ENDPOINT = assert(os.getenv("CKFB_TEST_S3"), "tests/run starts s3rver")
 local ORACLE = assert(os.getenv("CKFB_TEST_SIGV4"), "tests/run starts the SigV4 oracle")
@@ -172,6 +173,56 @@ describe("ckfb.s3", function()
       local back = TMP .. "/from-rclone.bin"
       assert.is_true(c:get(BUCKET, "interop/from rclone+é.bin", { file = back }))
       assert.equal(sha256_of(src), sha256_of(back))
+    end)
+  end)
+
+  describe("against moto, which lists multipart uploads", function()
+    local MOTO = os.getenv("CKFB_TEST_MOTO")
+    local function moto()
+      return assert(s3.client { endpoint = MOTO, access_key = "AKIDMOTO", secret_key = "motosecret",
+        region = "us-east-1" })
+    end
+    local function open_uploads(c, bucket)
+      local listed = assert(c:request { method = "GET", bucket = bucket, query = { uploads = true } })
+      local n = 0
+      for _ in listed.body:gmatch("<Upload>") do n = n + 1 end
+      return n
+    end
+
+    it("aborts a multipart upload when SIGTERM stops the run", function()
+      if not MOTO then pending("moto is not installed on this machine") return end
+      local c = moto()
+      assert(c:request { method = "PUT", bucket = "sigterm" })
+      local src, mark = make_file("sigterm.bin", 30), TMP .. "/sigterm.mark"
+      local script = TMP .. "/sigterm-upload.lua"
+      local f = assert(io.open(script, "w"))
+      f:write(string.format([[
+local s3, task = require "ckfb.s3", require "ckfb.task"
+local c = assert(s3.client { endpoint = %q, access_key = "AKIDMOTO", secret_key = "motosecret", region = "us-east-1" })
+local request = c.request
+c.request = function(self, r)  -- a slow link from part 2 on, and a mark the test waits for
+  if r.query and r.query.partNumber == "2" then
+    local m = assert(io.open(%q, "w")); m:close()
+    task.sleep(30)
+  end
+  return request(self, r)
+end
+assert(c:put("sigterm", "big.bin", { file = %q }, { part_size = 5 * 1048576, parallel = 1 }))
+]], MOTO, mark, src))
+      f:close()
+      local result
+      task.all {
+        function() result = assert(proc.run({ "sh", "-c", 'echo $$ > "$0"; exec "$@"', mark .. ".pid", CKFB, script },
+          { timeout = 60 })) end,
+        function()
+          while require("ckfb.core.sys").filetype(mark) ~= "file" do task.sleep(0.02) end  -- part 2 under way
+          proc.run({ "kill", "-TERM", assert(io.open(mark .. ".pid")):read("a"):match("%d+") })
+        end,
+      }
+      assert.equal(143, result.code, result.stderr)
+      assert.matches("aborted the unfinished upload of s3://sigterm/big.bin", result.stderr)
+      assert.equal(0, open_uploads(c, "sigterm"))
+      for _, p in ipairs({ mark, mark .. ".pid", script, src }) do os.remove(p) end
     end)
   end)
 
