@@ -118,8 +118,8 @@ ckfb stdlib: usage: ckfb stdlib list | stdlib cat MODULE
 # Ctrl-C (SIGINT) and SIGTERM: exit 128 + signal, one line, and no child left behind.
 $ pidfile=$(mktemp)
 > ckfb -e "require('ckfb.proc').run({'sh', '-c', 'echo \$\$ > $pidfile; exec sleep 30'})" &
-> sleep 0.5; kill -INT $!; wait $!; echo "ckfb exited $?"
-> sleep 0.1; case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) echo "child gone" ;; *) echo "child alive" ;; esac
+> until [ -s "$pidfile" ]; do sleep 0.05; done; kill -INT $!; wait $!; echo "ckfb exited $?"
+> case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) echo "child gone" ;; *) echo "child alive" ;; esac
 > rm -f "$pidfile"
 ckfb: interrupted!
 ckfb exited 130
@@ -127,8 +127,8 @@ child gone
 
 $ pidfile=$(mktemp)
 > ckfb -e "require('ckfb.proc').run({'sh', '-c', 'echo \$\$ > $pidfile; exec sleep 30'})" &
-> sleep 0.5; kill -TERM $!; wait $!; echo "ckfb exited $?"
-> sleep 0.1; case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) echo "child gone" ;; *) echo "child alive" ;; esac
+> until [ -s "$pidfile" ]; do sleep 0.05; done; kill -TERM $!; wait $!; echo "ckfb exited $?"
+> case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) echo "child gone" ;; *) echo "child alive" ;; esac
 > rm -f "$pidfile"
 ckfb: terminated
 ckfb exited 143
@@ -138,8 +138,9 @@ child gone
 # (A killed child may linger as a zombie of whichever process adopts it: that counts as gone.)
 $ pidfile=$(mktemp)
 > ckfb -e "require('ckfb.proc').run({'sh', '-c', 'echo \$\$ > $pidfile; exec sleep 30'})" &
-> sleep 0.5; kill -KILL $!; wait $! 2>/dev/null; echo "ckfb exited $?"
-> sleep 0.1; case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) echo "child gone" ;; *) echo "child alive" ;; esac
+> until [ -s "$pidfile" ]; do sleep 0.05; done; kill -KILL $!; wait $! 2>/dev/null; echo "ckfb exited $?"
+> for _ in $(seq 100); do case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) break ;; esac; sleep 0.02; done
+> case $(ps -o stat= -p "$(cat "$pidfile")") in ""|Z*) echo "child gone" ;; *) echo "child alive" ;; esac
 > rm -f "$pidfile"
 ckfb exited 137
 child gone
@@ -168,3 +169,7 @@ exit 130
 $ script -qec "ckfb -e 'print(\"a\" .. string.char(27) .. \"[2Jb\")'" /dev/null | tr -d '\r'; ckfb -e 'print("a" .. string.char(27) .. "[2Jb")' | od -An -c | tr -s ' '
 a\x1B[2Jb
  a 033 [ 2 J b \n
+
+$ export F=$(mktemp -u); timeout -s KILL 20 ckfb -e 'local f = io.open(os.getenv("F") .. ".tmp", "w"); f:write(require("ckfb.core.sys").getpid()); f:close(); os.rename(os.getenv("F") .. ".tmp", os.getenv("F")); local n = 0; while true do n = n + 1 end' & p=$!; until [ -e "$F" ]; do sleep 0.05; done; kill -TERM "$(cat "$F")"; wait $p; echo "exit $?"; rm -f "$F"
+ckfb: .*terminated (re)
+exit 143
