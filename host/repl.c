@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 
 #include "ckfb.h"
@@ -133,18 +134,28 @@ static int l_open (lua_State *L) {
 }
 
 
-/* repl.readline(prompt) -> line | nil at end of input (Ctrl-D) */
+/* Reads a line without libedit: a plain prompt. */
+static char *plain_readline (const char *prompt) {
+  char buffer[4096];
+  fputs(prompt, stdout);
+  fflush(stdout);
+  if (fgets(buffer, sizeof buffer, stdin) == NULL)
+    return NULL;
+  buffer[strcspn(buffer, "\n")] = '\0';
+  return strdup(buffer);
+}
+
+
+/* repl.readline(prompt) -> line | false when Ctrl-C dropped the line | nil
+** at end of input (Ctrl-D). Ctrl-C at the prompt is not a stop: the
+** interrupt is cleared before Lua runs again, as shells and lua.c do. */
 static int l_readline (lua_State *L) {
   const char *prompt = luaL_checkstring(L, 1);
-  char *line = edit.lib ? edit.readline(prompt) : NULL;
-  if (!edit.lib) {  /* no libedit: a plain prompt */
-    char buffer[4096];
-    fputs(prompt, stdout);
-    fflush(stdout);
-    if (fgets(buffer, sizeof buffer, stdin) == NULL)
-      return 0;
-    buffer[strcspn(buffer, "\n")] = '\0';
-    lua_pushstring(L, buffer);
+  char *line = edit.lib ? edit.readline(prompt) : plain_readline(prompt);
+  if (line == NULL && ckfb_interrupted() == SIGINT) {
+    ckfb_clear_interrupt();
+    fputs("\n", stdout);
+    lua_pushboolean(L, 0);
     return 1;
   }
   if (line == NULL)

@@ -132,8 +132,10 @@ local function show(ok, ...)
 end
 
 --- One chunk of input (several lines when incomplete), or nil at the end.
+-- Ctrl-C while typing (read gives false) drops the chunk: an empty one.
 local function read_chunk(read, env)
   local line = read("ckfb> ")
+  if line == false then return "" end
   if not line then return nil end
   local source = line
   while true do
@@ -141,6 +143,7 @@ local function read_chunk(read, env)
     local chunk, err = M.compile(source, env)
     if chunk or err ~= "incomplete" then return source, chunk, err end
     local more = read("ckfb>> ")
+    if more == false then return "" end
     if not more then return source, nil, err end
     source = source .. "\n" .. more
   end

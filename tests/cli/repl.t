@@ -38,6 +38,22 @@ $ export HOME=$(mktemp -d) R=./repl-session
 recalled
 2
 
+# Ctrl-C at an idle prompt drops the line being typed (and an unfinished
+# multi-line chunk) and gives a fresh prompt; the REPL stays.
+$ export HOME=$(mktemp -d) R=./repl-session
+> $R start idle
+> $R wait idle '^ckfb>'
+> $R literal idle 'half typed'; $R keys idle C-c
+> $R type idle 'function f()'; $R keys idle C-c
+> $R type idle '6 * 7'; $R wait idle '^42$' && $R screen idle | grep -E '^(ckfb>|42)'
+> $R stop idle; rm -rf "$HOME"
+ckfb> half typed
+ckfb> function f()
+ckfb>>
+ckfb> 6 * 7
+42
+ckfb>
+
 # Ctrl-C cancels a long juju call, returns to the prompt, and leaves no child.
 $ export HOME=$(mktemp -d) R=./repl-session
 > export CKFB_JUJU=$PWD/../emulators/juju FAKE_JUJU_STATE=$HOME/state.json FAKE_JUJU_LOG=$HOME/calls.log
