@@ -3,6 +3,8 @@
 ** uses, SIGINT handling, and the preload table of the C modules.
 */
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <string.h>
@@ -162,12 +164,34 @@ void ckfb_check_interrupt (lua_State *L) {
 }
 
 
+/* os.tmpname honours $TMPDIR as mktemp(1) does (Lua's own always uses /tmp):
+** the operator, and a test run, decide where temporary files go. */
+static int os_tmpname (lua_State *L) {
+  const char *dir = getenv("TMPDIR");
+  if (dir == NULL || dir[0] == '\0')
+    dir = "/tmp";
+  luaL_Buffer b;
+  char *path = luaL_buffinitsize(L, &b, strlen(dir) + sizeof "/lua_XXXXXX");
+  snprintf(path, strlen(dir) + sizeof "/lua_XXXXXX", "%s/lua_XXXXXX", dir);
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return luaL_error(L, "unable to generate a unique filename in %s", dir);
+  close(fd);
+  luaL_pushresultsize(&b, strlen(path));
+  return 1;
+}
+
+
 lua_State *ckfb_newstate (void) {
   lua_State *L = luaL_newstate();
   if (L == NULL)
     return NULL;
   luaL_checkversion(L);
   luaL_openlibs(L);
+  lua_getglobal(L, "os");
+  lua_pushcfunction(L, os_tmpname);
+  lua_setfield(L, -2, "tmpname");
+  lua_pop(L, 1);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (const luaL_Reg *m = c_modules; m->name != NULL; m++) {
     lua_pushcfunction(L, m->func);
