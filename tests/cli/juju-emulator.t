@@ -34,7 +34,7 @@ kfp-db scaled to 2 units
 "message":"Cluster is not in a healthy state"
 kfp-db scaled to 3 units
 "message":"Unit cannot perform backups as it is the cluster primary","results":{"return-code":0},"status":"failed"
-ERROR open /tmp/tmp\.[A-Za-z0-9]+\.params: no such file or directory (re)
+ERROR open /tmp/(.*/)?tmp\.[A-Za-z0-9]+\.params: no such file or directory (re)
 exit 1
 Operation 110 failed to schedule any tasks:
 validation failed: (root) : backup-uid is required
