@@ -54,11 +54,14 @@ end
 
 local ENTITIES = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
 
+--- Replaces XML's entities; a malformed or out-of-range character reference
+-- (&#xp1; or &#99999999999;) stays as it was.
 local function xml_unescape(s)
   return (s:gsub("&(#?x?)(%w+);", function(kind, name)
-    if kind == "#" then return utf8.char(tonumber(name)) end
-    if kind == "#x" then return utf8.char(tonumber(name, 16)) end
-    return ENTITIES[name]
+    if kind == "" then return ENTITIES[name] end
+    if kind == "x" then return nil end
+    local code = math.tointeger(tonumber(name, kind == "#x" and 16 or 10))
+    if code and code >= 0 and code <= 0x10FFFF then return utf8.char(code) end
   end))
 end
 
@@ -274,11 +277,15 @@ local STATUS_CODES = { [301] = "PermanentRedirect", [400] = "BadRequest", [403] 
 function Client:failure(method, bucket, key, response)
   local doc = xml_parse(response.body or "")
   local e = child(doc, "Error")
-  local code = child_text(e, "Code") or STATUS_CODES[response.status] or ("HTTP" .. response.status)
+  local function field(name)  -- the server's text, on one line
+    local text = child_text(e, name)
+    return text and (text:gsub("[%c%s]+", " "))
+  end
+  local code = field("Code") or STATUS_CODES[response.status] or ("HTTP" .. response.status)
   if response.status == 404 and not e and not key then code = "NoSuchBucket" end
   if response.status == 404 and not e and key then code = "NoSuchKey" end
-  local message = child_text(e, "Message") or ("HTTP " .. response.status)
-  local request_id = child_text(e, "RequestId") or response.headers["x-amz-request-id"]
+  local message = field("Message") or ("HTTP " .. response.status)
+  local request_id = field("RequestId") or response.headers["x-amz-request-id"]
   local where = string.format("%s %s (bucket %s%s)", method, self.cfg.endpoint, tostring(bucket),
     key and (", key " .. key) or "")
   local text
@@ -292,7 +299,7 @@ function Client:failure(method, bucket, key, response)
     text = string.format("%s: %s: %s", where, code, message)
   end
   if request_id then text = text .. " (request id " .. request_id .. ")" end
-  local err_code = code == "RequestTimeTooSkewed" and "s3.clock_skew" or ("s3." .. snake(code))
+  local err_code = code == "RequestTimeTooSkewed" and "s3.clock_skew" or ("s3." .. snake((code:gsub("%W", ""))))
   return errors.new(err_code, text, { status = response.status, s3_code = code, s3_message = message,
     request_id = request_id, endpoint = self.cfg.endpoint, bucket = bucket, key = key })
 end

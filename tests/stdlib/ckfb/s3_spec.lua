@@ -288,6 +288,9 @@ assert(c:put("sigterm", "big.bin", { file = %q }, { part_size = 5 * 1048576, par
     assert.equal("NoSuchKey", e.children[1].text)
     assert.equal("a & b <c> é☺", e.children[2].text)
     assert.equal("Empty", e.children[3].name)
+    -- found by the fuzzer: a malformed or out-of-range reference stays as it was
+    local odd = "&#xp263A;&#99999999999999999999;&#x110000;&x12;&#12a;"
+    assert.equal(odd, s3._xml_parse("<a>" .. odd .. "</a>").children[1].text)
   end)
 
   it("parses XML in time linear in its size (a hostile listing cannot stall it)", function()
