@@ -105,7 +105,7 @@ check: lint test test-san
 # memcheck over the specs that do not measure time (valgrind slows ckfb ~30x)
 VALGRIND_SPECS = tests/stdlib/ckfb/json_spec.lua tests/stdlib/ckfb/yaml_spec.lua tests/stdlib/ckfb/log_spec.lua \
                  tests/stdlib/ckfb/repl_spec.lua tests/stdlib/ckfb/fuzz_corpus_spec.lua tests/stdlib/ckfb/juju_spec.lua \
-                 tests/stdlib/ckfb/s3_spec.lua
+                 tests/stdlib/ckfb/s3_spec.lua tests/stdlib/ckfb/config_spec.lua
 valgrind: $(BUILD)/ckfb
 	$(Q)CKFB=$(BUILD)/ckfb CKFB_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite \
 	  --errors-for-leak-kinds=definite --error-exitcode=99 --trace-children=no" tests/run $(VALGRIND_SPECS)
