@@ -283,18 +283,32 @@ static void set_tls (lua_State *L, http_op *h) {
 }
 
 
+/* A header's name or value: a string (or a number, as text) without a line
+** break, which would start a header, or a request, of the data's choosing. */
+static const char *header_text (lua_State *L, int idx, const char *what) {
+  if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "http: a header %s must be a string, not a %s", what, luaL_typename(L, idx));
+  size_t len;
+  const char *text = lua_tolstring(L, idx, &len);  /* idx is a copy: lua_next keeps its key */
+  if (strcspn(text, "\r\n") != len)
+    luaL_error(L, "http: a header %s may not hold a line break (or a NUL)", what);
+  return text;
+}
+
+
 /* headers = {Name = value}; returns 0 when memory ran out. */
 static int set_headers (lua_State *L, http_op *h) {
   if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
-      const char *line = lua_pushfstring(L, "%s: %s", luaL_checkstring(L, -2),
-                                         luaL_checkstring(L, -1));
+      lua_pushvalue(L, -2);  /* converting the key itself would derail lua_next */
+      const char *name = header_text(L, -1, "name");
+      const char *line = lua_pushfstring(L, "%s: %s", name, header_text(L, -2, "value"));
       struct curl_slist *next = lcurl.slist_append(h->headers, line);
       if (next == NULL)
         return 0;
       h->headers = next;
-      lua_pop(L, 2);
+      lua_pop(L, 3);
     }
   }
   lua_pop(L, 1);

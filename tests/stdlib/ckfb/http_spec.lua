@@ -125,6 +125,18 @@ describe("ckfb.http", function()
       "http.request: 'proxy' must be a string, not a number")
   end)
 
+  it("refuses a header that would smuggle another header or a request (a line break)", function()
+    local core = require "ckfb.core.http"
+    assert.has_error(function() core.request { url = BASE, headers = { ["X-Note"] = "a\r\nX-Injected: 1" } } end,
+      "http: a header value may not hold a line break (or a NUL)")
+    assert.has_error(function() core.request { url = BASE, headers = { ["X-Note\nX-Injected"] = "1" } } end,
+      "http: a header name may not hold a line break (or a NUL)")
+    assert.has_error(function() core.request { url = BASE, headers = { ["X-Note"] = { "a" } } } end,
+      "http: a header value must be a string, not a table")
+    local r = assert(http.request { url = BASE .. "/echo", headers = { [1] = "numbered", ["X-Count"] = 3 } })
+    assert.equal(200, r.status)  -- numbers are written as text; the traversal survives the conversion
+  end)
+
   it("stops an endless body at its in-memory limit with http.too_large", function()
     local r, err = http.request { url = BASE .. "/endless", max_body = 4 * 1024 * 1024, timeout = 30 }
     assert.is_nil(r)
