@@ -69,8 +69,12 @@ function M.load(defaults, opts)
   if not file then return copy(defaults) end
   local text, ferr = require("ckfb.file").read(file)
   if not text then return nil, errors.new("config", "cannot read the configuration: " .. tostring(ferr)) end
-  local doc, yerr = yaml.decode(text)
-  if yerr then return nil, errors.new("config", file .. ": " .. yerr.message, { cause = yerr.code }) end
+  local docs, yerr = yaml.decode_all(text)
+  if not docs then return nil, errors.new("config", file .. ": " .. yerr.message, { cause = yerr.code }) end
+  if #docs > 1 then
+    return nil, errors.new("config", string.format("%s: holds %d YAML documents; a configuration is one", file, #docs))
+  end
+  local doc = docs[1]
   local config, merr = merge(defaults, doc, "")
   if not config then return nil, errors.new("config", file .. ": " .. merr) end
   return config, file

@@ -42,6 +42,13 @@ describe("ckfb.config", function()
     assert.is_true(collectgarbage("count") - before < 2048, "well under the 111,111 tables of an expansion")
   end)
 
+  it("refuses a file of several YAML documents (found by the fuzzer: the second was taken for an error)", function()
+    local _, err = config.load(DEFAULTS, { file = write("wait: 60\n---\nwait: 30\n") })
+    assert.equal("config", err.code)
+    assert.matches("config_spec.yaml: holds 2 YAML documents; a configuration is one$", err.message)
+    assert.same(DEFAULTS.model, assert(config.load(DEFAULTS, { file = write("") })).model)
+  end)
+
   it("reports a self-referencing alias as a config error", function()
     local _, err = config.load(DEFAULTS, { file = write("hooks: &h {again: *h}\n") })
     assert.equal("config", err.code)
