@@ -27,6 +27,7 @@ local errors = require "ckfb.error"
 local hooks = require "ckfb.hooks"
 local options = require "ckfb.options"
 local progress = require "ckfb.progress"
+local plan = require "ckfb.plan"
 local sets = require "ckfb.sets"
 local file = require "ckfb.file"
 local write_file = file.write
@@ -58,6 +59,18 @@ local function usage_error(message)
 end
 
 -------------------------------------------------------------------- preflight
+
+--- What every hook sees, in every event: one view of the run, as copies.
+local function context(run, event, step)
+  return { event = event, kind = "backup", id = run.id, status = run.status, config = plan.snapshot(run.cfg),
+    plan = run.plan and run.plan:describe(), step = step, checks = plan.snapshot(run.checks),
+    velero = plan.snapshot(run.velero), databases = plan.snapshot(run.databases), k8s = run.k8s }
+end
+
+local function run_hooks(run, event)
+  return hooks.run(event, context(run, event))
+end
+
 
 local function check(run, name, status, detail, overridable)
   run.checks[#run.checks + 1] = { name = name, status = status, detail = detail, overridable = overridable or false }
@@ -261,7 +274,7 @@ local function preflight(run)
     check_targets(run)
   end
   check_lock(run)
-  local ok, herr = hooks.run("preflight", run)
+  local ok, herr = run_hooks(run, "preflight")
   if not ok then check(run, "hooks", "fail", herr.message) end
   local refused = false
   for _, c in ipairs(run.checks) do
@@ -293,92 +306,113 @@ local function related(st, app, endpoint, other)
   return false
 end
 
---- Every step, in order; `chain` groups steps that run one after another,
--- and different chains of a stage run in parallel.
-local function make_plan(run)
-  local cfg, st = run.cfg, run.kubeflow_status
-  local kf, vm, v = cfg.models.kubeflow, cfg.models.velero, cfg.velero
-  local plan = {}
-  local function step(stage, chain, id, label, done)
-    plan[#plan + 1] = { stage = stage, chain = chain, id = id, label = label, done = done or false }
-  end
-  local offered = run.velero_status and (run.velero_status.offers or {})[v.offer] ~= nil
-  step("setup", "setup", "offer", string.format("offer %s:%s as %s (model %s)", v.app, v.endpoint, v.offer, vm),
-    offered)
-  local consumed = st and (st["application-endpoints"] or {})[v.offer] ~= nil
-  step("setup", "setup", "consume", string.format("consume %s.%s (model %s)", vm, v.offer, kf), consumed)
-  for _, target in ipairs(cfg.targets) do
-    local app, ep = split(target)
-    step("setup", "setup", "integrate " .. target, string.format("integrate %s with %s", target, v.offer),
-      related(st, app, ep, v.offer))
-  end
-  for _, db in ipairs(cfg.databases) do
-    local units, need = st and #juju.units(st, db) or 0, run.db_units[db]
-    step("backup", "db:" .. db, "scale " .. db, string.format("scale %s to %d units (has %d; %s)", db,
-      need.needed, units, need.why), units >= need.needed)
-    step("backup", "db:" .. db, "ready " .. db, "wait until every " .. db .. " unit is active and idle")
-    step("backup", "db:" .. db, "backup " .. db, "create-backup on a non-primary " .. db .. " unit")
-  end
-  for _, target in ipairs(run.targets) do
-    step("backup", "velero", "backup " .. target, string.format("velero create-backup target=%s model=%s", target,
-      ckf.kubeflow_model(cfg)))
-  end
-  step("verify", "verify", "verify", "list-backups on velero and each database" .. (run.s3 and "; objects in S3" or ""))
-  step("record", "record", "record", "write the backup-set manifest" .. (run.s3 and " (local and S3)" or " (local)"))
-  return plan
+-- forward: the step functions below
+local grow, wait_ready, create_database_backup, backup_velero, verify, save_manifest
+
+local function velero_command(cfg, target)
+  return string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait %s", cfg.models.velero,
+    cfg.velero.app, target, ckf.kubeflow_model(cfg), juju.go_duration(cfg.velero.wait))
 end
 
-local function print_plan(plan)
-  local out, stage, chain = { "plan (steps in a chain run in order; chains of a stage run in parallel):" }, nil, nil
-  for i, s in ipairs(plan) do
-    if s.stage ~= stage then out[#out + 1] = "  " .. s.stage .. ":"; stage, chain = s.stage, nil end
-    if s.chain ~= chain then out[#out + 1] = "    [" .. s.chain .. "]"; chain = s.chain end
-    out[#out + 1] = string.format("      %2d. %s%s", i, s.label, s.done and "  (already done: skipped)" or "")
+--- The database's record in the run (made when its chain starts: an interrupt finds it).
+local function database_result(run, db)
+  for _, r in ipairs(run.databases) do
+    if r.app == db then return r end
   end
-  io.stderr:write(table.concat(out, "\n"), "\n")
+  local r = { app = db, status = "running" }
+  run.databases[#run.databases + 1] = r
+  return r
+end
+
+local function setup_steps(run, p)
+  local cfg, st = run.cfg, run.kubeflow_status
+  local kf, vm, v = cfg.models.kubeflow, cfg.models.velero, cfg.velero
+  local function change(id, label, already_done, by_hand, fn)
+    p:add { stage = "setup", chain = "setup", id = id, label = label, already_done = already_done,
+      by_hand = by_hand, run = function()
+        local r, err = fn()
+        if not r then return nil, err end
+        run.changes[#run.changes + 1] = id
+        return { detail = r.changed and "done" or "already there" }
+      end }
+  end
+  change("offer", string.format("offer %s:%s as %s (model %s)", v.app, v.endpoint, v.offer, vm),
+    run.velero_status and (run.velero_status.offers or {})[v.offer] ~= nil,
+    string.format("juju offer %s.%s:%s %s", vm, v.app, v.endpoint, v.offer),
+    function() return juju.offer(v.app .. ":" .. v.endpoint, v.offer, { model = vm }) end)
+  change("consume", string.format("consume %s.%s (model %s)", vm, v.offer, kf),
+    st and (st["application-endpoints"] or {})[v.offer] ~= nil,
+    string.format("juju consume -m %s %s.%s %s", kf, vm, v.offer, v.offer),
+    function() return juju.consume(vm .. "." .. v.offer, v.offer, { model = kf }) end)
+  for _, target in ipairs(cfg.targets) do
+    local app, ep = split(target)
+    change("integrate " .. target, string.format("integrate %s with %s", target, v.offer),
+      related(st, app, ep, v.offer), string.format("juju integrate -m %s %s %s", kf, target, v.offer),
+      function() return juju.integrate(target, v.offer, { model = kf }) end)
+  end
+end
+
+local function database_steps(run, p, db)
+  local cfg, kf = run.cfg, run.cfg.models.kubeflow
+  local units, need = run.kubeflow_status and #juju.units(run.kubeflow_status, db) or 0, run.db_units[db]
+  local function failed(err)
+    local r = database_result(run, db)
+    r.status, r.error = "failed", err.message
+  end
+  local chain = "db:" .. db
+  p:add { stage = "backup", chain = chain, id = "scale " .. db, on_error = failed,
+    label = string.format("scale %s to %d units (has %d; %s)", db, need.needed, units, need.why),
+    by_hand = string.format("juju scale-application -m %s %s %d", kf, db, need.needed),
+    run = function()
+      database_result(run, db)
+      local had, serr = grow(run, db, need.needed)
+      if not had then return nil, serr end
+      if had >= need.needed then return { detail = had .. " units already" } end
+      return { detail = string.format("%d -> %d units", had, need.needed) }
+    end }
+  p:add { stage = "backup", chain = chain, id = "ready " .. db, on_error = failed,
+    label = "wait until every " .. db .. " unit is active and idle",
+    by_hand = string.format("juju wait-for application -m %s %s --query='status==\"active\"' --timeout %s", kf, db,
+      juju.go_duration(cfg.database.wait)),
+    run = function()
+      local s, werr = wait_ready(run, db, need.needed)
+      if not s then return nil, werr end
+      return { detail = #juju.units(s, db) .. " units active and idle" }
+    end }
+  p:add { stage = "backup", chain = chain, id = "backup " .. db, on_error = failed,
+    label = "create-backup on a non-primary " .. db .. " unit",
+    by_hand = string.format("juju run -m %s %s/leader get-cluster-status   (then create-backup on a "
+      .. "non-primary unit, --wait %s)", kf, db, juju.go_duration(cfg.database.wait)),
+    run = function()
+      local r, berr = create_database_backup(run, db)
+      if not r then return nil, berr end
+      local result = database_result(run, db)
+      result.status, result.unit, result.primary, result.backup_id = "created", r.unit, r.primary, r.backup_id
+      return r
+    end }
+end
+
+--- Every step, in order: the chains of a stage run in parallel. Velero's create-backups
+-- are one chain: velero runs its actions one at a time on its unit (its charmcraft.yaml
+-- declares no `parallel`), each polling its Backup for up to five minutes, so the targets
+-- go in order, each with the whole wait, rather than all at once racing one --wait.
+local function make_plan(run, view)
+  local p = plan.new { view = view, context = function(event, step) return context(run, event, step) end }
+  setup_steps(run, p)
+  for _, db in ipairs(run.cfg.databases) do database_steps(run, p, db) end
+  for _, target in ipairs(run.targets) do
+    p:add { stage = "backup", chain = "velero", id = "backup " .. target, by_hand = velero_command(run.cfg, target),
+      label = string.format("velero create-backup target=%s model=%s", target, ckf.kubeflow_model(run.cfg)),
+      run = function() return backup_velero(run, target) end }
+  end
+  p:add { stage = "verify", id = "verify", run = function() return verify(run) end,
+    label = "list-backups on velero and each database" .. (run.s3 and "; objects in S3" or "") }
+  p:add { stage = "record", id = "record", run = function() return save_manifest(run, run.s3) end,
+    label = "write the backup-set manifest" .. (run.s3 and " (local and S3)" or " (local)") }
+  return p
 end
 
 -------------------------------------------------------------------- steps
-
---- Runs one step with the progress view and the before_step/after_step hooks.
-local function step(run, id, fn)
-  run.view:start(id)
-  local ok, herr = hooks.run("before_step", { run = run, step = id })
-  if not ok then error(herr, 0) end
-  local result, err = fn()
-  run.view:finish(id, result and "ok" or "failed", result and type(result) == "table" and result.detail or
-    (err and err.message))
-  hooks.run("after_step", { run = run, step = id, result = result, error = err })
-  return result, err
-end
-
-local function setup(run)
-  local cfg = run.cfg
-  local v, kf, vm = cfg.velero, cfg.models.kubeflow, cfg.models.velero
-  for _, s in ipairs(run.plan) do
-    if s.stage == "setup" and s.done then run.view:finish(s.id, "skipped", "already done") end
-  end
-  local function ensure(id, fn)
-    for _, s in ipairs(run.plan) do
-      if s.id == id and s.done then return true end
-    end
-    return step(run, id, function()
-      local r, err = fn()
-      if not r then return nil, err end
-      run.changes[#run.changes + 1] = id
-      return { detail = r.changed and "done" or "already there" }
-    end)
-  end
-  local ok, err = ensure("offer", function() return juju.offer(v.app .. ":" .. v.endpoint, v.offer, { model = vm }) end)
-  if not ok then return nil, err end
-  ok, err = ensure("consume", function() return juju.consume(vm .. "." .. v.offer, v.offer, { model = kf }) end)
-  if not ok then return nil, err end
-  for _, target in ipairs(cfg.targets) do
-    ok, err = ensure("integrate " .. target, function() return juju.integrate(target, v.offer, { model = kf }) end)
-    if not ok then return nil, err end
-  end
-  return true
-end
 
 --- The primary and the healthy non-primary units, from get-cluster-status.
 local function topology(t)
@@ -396,7 +430,7 @@ local function topology(t)
 end
 
 --- Scales a database up to n units, remembering the size it had; -> the units it had | nil, err.
-local function grow(run, db, n)
+function grow(run, db, n)
   local model = { model = run.cfg.models.kubeflow }
   local s, err = juju.status(model)
   if not s then return nil, err end
@@ -408,14 +442,14 @@ local function grow(run, db, n)
   return have
 end
 
-local function wait_ready(run, db, n)
+function wait_ready(run, db, n)
   return juju.wait(function(s) return juju.is_active_idle(s, db) and #juju.units(s, db) >= n end,
     { model = run.cfg.models.kubeflow, timeout = run.cfg.database.wait, delay = run.cfg.poll })
 end
 
 --- create-backup on a healthy non-primary unit, the topology read again when the primary
 -- moves or another backup runs; a cluster the charm finds too small grows to three.
-local function create_database_backup(run, db)
+function create_database_backup(run, db)
   local cfg, kf = run.cfg, run.cfg.models.kubeflow
   local last
   for attempt = 1, cfg.database.retries do
@@ -449,29 +483,6 @@ local function create_database_backup(run, db)
   return nil, last
 end
 
-local function backup_database(run, db)
-  local need = run.db_units[db].needed
-  local result = { app = db, status = "running" }   -- recorded now: an interrupt finds it
-  run.databases[#run.databases + 1] = result
-  local st, err = step(run, "scale " .. db, function()
-    local had, serr = grow(run, db, need)
-    if not had then return nil, serr end
-    if had >= need then return { detail = had .. " units already" } end
-    return { detail = string.format("%d -> %d units", had, need) }
-  end)
-  if not st then result.status, result.error = "failed", err.message; return result end
-  st, err = step(run, "ready " .. db, function()
-    local s, werr = wait_ready(run, db, need)
-    if not s then return nil, werr end
-    return { detail = #juju.units(s, db) .. " units active and idle" }
-  end)
-  if not st then result.status, result.error = "failed", err.message; return result end
-  local r, berr = step(run, "backup " .. db, function() return create_database_backup(run, db) end)
-  if not r then result.status, result.error = "failed", berr.message; return result end
-  result.status, result.unit, result.primary, result.backup_id = "created", r.unit, r.primary, r.backup_id
-  return result
-end
-
 --- Follows a create-backup that outlived its --wait (the action keeps running on the
 -- unit): -> the finished task | nil, err (code backup.running while it still runs).
 local function follow_task(run, id)
@@ -494,34 +505,23 @@ local function follow_task(run, id)
   end
 end
 
-local function backup_velero(run, target)
+function backup_velero(run, target)
   local cfg = run.cfg
   local result = { target = target, status = "running" }   -- recorded now: an interrupt finds it
   run.velero[#run.velero + 1] = result
-  local r, err = step(run, "backup " .. target, function()
-    local t, terr = juju.run(cfg.velero.app .. "/leader", "create-backup",
-      { target = target, model = ckf.kubeflow_model(cfg) }, { model = cfg.models.velero, wait = cfg.velero.wait })
-    if not t and errors.is(terr, "juju.timeout") and terr.detail.task_id then
-      log.warn("%s: no result within its wait; following task %s", target, terr.detail.task_id)
-      t, terr = follow_task(run, terr.detail.task_id)
-    end
-    if not t then return nil, terr end
-    return { backup_name = t.results["backup-name"], detail = tostring(t.results["backup-name"]) }
-  end)
-  if not r then
+  local t, err = juju.run(cfg.velero.app .. "/leader", "create-backup",
+    { target = target, model = ckf.kubeflow_model(cfg) }, { model = cfg.models.velero, wait = cfg.velero.wait })
+  if not t and errors.is(err, "juju.timeout") and err.detail.task_id then
+    log.warn("%s: no result within its wait; following task %s", target, err.detail.task_id)
+    t, err = follow_task(run, err.detail.task_id)
+  end
+  if not t then
     result.status, result.error = "failed", err.message
     if errors.is(err, "backup.running") then result.status, result.task_id = "running", err.detail.task_id end
-    return result
+    return nil, err
   end
-  result.status, result.backup_name = "created", r.backup_name
-  return result
-end
-
---- Velero runs its actions one at a time on its unit (its charmcraft.yaml declares no
--- `parallel`), each polling its Backup for up to five minutes: the targets go in order,
--- each with the whole wait, rather than all at once racing the same --wait in one queue.
-local function backup_velero_chain(run)
-  for _, target in ipairs(run.targets) do backup_velero(run, target) end
+  result.status, result.backup_name = "created", t.results["backup-name"]
+  return { backup_name = result.backup_name, detail = tostring(result.backup_name) }
 end
 
 -------------------------------------------------------------------- verify and record
@@ -564,8 +564,8 @@ local function velero_storage(run)
   return settings and settings.bucket and { bucket = settings.bucket, path = settings.path or "" }
 end
 
-local function verify(run)
-  return step(run, "verify", function()
+function verify(run)
+  do
     run.velero_storage = run.s3 and velero_storage(run)
     local jobs = { function() return verify_velero(run) end }
     for _, r in ipairs(run.databases) do jobs[#jobs + 1] = function() return verify_database(run, r) end end
@@ -578,7 +578,7 @@ local function verify(run)
     for _, r in ipairs(run.databases) do if not r.verified then bad = bad + 1 end end
     if bad > 0 then return nil, errors.new("backup.unverified", bad .. " backup(s) not found or not complete") end
     return { detail = "every backup listed and complete" .. (run.s3 and ", objects in S3" or "") }
-  end)
+  end
 end
 
 local function manifest(run)
@@ -592,7 +592,7 @@ end
 
 
 --- Writes the manifest (atomically, locally; then to S3 unless the loop is stopping).
-local function save_manifest(run, store)
+function save_manifest(run, store)
   local path, where = sets.save(run.cfg, run.state_dir, manifest(run), store)
   if not path then return nil, where end
   run.manifest_path, run.manifest_s3 = path, where
@@ -600,15 +600,10 @@ local function save_manifest(run, store)
 end
 
 local function record(run)
-  return step(run, "record", function() return save_manifest(run, run.s3) end)
+  return run.plan:run_step(run.plan:get("record"))
 end
 
 -------------------------------------------------------------------- report
-
-local function velero_command(cfg, target)
-  return string.format("juju run -m %s %s/leader create-backup target=%s model=%s --wait %s", cfg.models.velero,
-    cfg.velero.app, target, ckf.kubeflow_model(cfg), juju.go_duration(cfg.velero.wait))
-end
 
 local function next_steps(run)
   local out, cfg, retry = {}, run.cfg, false
@@ -656,7 +651,8 @@ end
 
 local function report(run)
   local r = manifest(run)
-  r.checks, r.plan, r.next_steps, r.error = run.checks, run.plan, next_steps(run), run.error
+  r.checks, r.plan, r.next_steps, r.error = run.checks, run.plan and run.plan:describe(), json.array(next_steps(run)),
+    run.error
   r.manifest_path, r.manifest_s3 = run.manifest_path, run.manifest_s3
   return r
 end
@@ -705,15 +701,12 @@ local function restore_scale(run)
 end
 
 local function execute(run)
-  local ok, err = hooks.run("before_backup", run)
+  local ok, err = run_hooks(run, "before_backup")
   if not ok then return nil, err end
-  ok, err = setup(run)
+  ok, err = run.plan:run_stage("setup")
   if not ok then return nil, err end
-  local jobs = {}
-  for _, db in ipairs(run.cfg.databases) do jobs[#jobs + 1] = function() return backup_database(run, db) end end
-  jobs[#jobs + 1] = function() return backup_velero_chain(run) end
-  task.all(jobs)   -- every chain starts now; each records its components as it goes, none raises
-  verify(run)
+  run.plan:run_stage("backup")   -- every chain starts now; each records its components as it goes
+  run.plan:run_stage("verify")   -- its verdict is on each component
   return true
 end
 
@@ -731,7 +724,7 @@ end
 
 --- The on_end hooks (notifications): the run is over, so their errors only warn.
 local function end_hooks(run)
-  local ok, err = hooks.run("on_end", run)
+  local ok, err = run_hooks(run, "on_end")
   if not ok then log.warn("%s", err.message) end
 end
 
@@ -766,16 +759,15 @@ local function main(args)
     end_hooks(run)
     return EXIT.refused
   end
-  run.plan = make_plan(run)
+  local view = not opts.dry_run and progress.new { title = "ckfb backup " .. run.id } or nil
+  run.plan = make_plan(run, view)
   if opts.dry_run then
     run.lock:release()
-    if opts.json then print(json.encode({ checks = run.checks, plan = run.plan }, { pretty = true }))
-    else print_plan(run.plan) end
+    if opts.json then print(json.encode({ checks = run.checks, plan = run.plan:describe() }, { pretty = true }))
+    else print(run.plan:text()) end
     return EXIT.ok
   end
-  run.view = progress.new()
-  if not run.view.live then print_plan(run.plan) end  -- the live view shows the plan itself
-  for _, s in ipairs(run.plan) do run.view:add(s.id, s.label) end
+  if not view.live then io.stderr:write(run.plan:text(), "\n") end  -- the live view shows the plan itself
   local called, result, failure = xpcall(execute, function(e) return e end, run)
   local done = called and result == true
   local err = called and failure or result   -- execute's nil, err, or what it raised
@@ -786,13 +778,13 @@ local function main(args)
     local recorded, rerr = record(run)
     if not recorded then run.error = rerr.message; code = code == EXIT.ok and EXIT.partial or code end
     if code == EXIT.ok then
-      local hooked, herr = hooks.run("after_backup", run)
+      local hooked, herr = run_hooks(run, "after_backup")
       if not hooked then  -- a site's check after the backup is part of the backup
         run.status, run.error, code = "failed", herr.message, EXIT.failed
         save_manifest(run, run.s3)
       end
     end
-    if code ~= EXIT.ok then hooks.run("on_failure", run) end
+    if code ~= EXIT.ok then run_hooks(run, "on_failure") end
   else
     run.status = sys.interrupted() and "interrupted" or "failed"
     run.error = tostring(err)
@@ -804,7 +796,7 @@ local function main(args)
     if not sys.interrupted() then
       if opts.restore_scale then restore_scale(run) end
       record(run)
-      hooks.run("on_failure", run)
+      run_hooks(run, "on_failure")
     else
       save_manifest(run, nil)  -- the loop is stopping: keep to the local file
     end

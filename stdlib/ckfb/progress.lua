@@ -1,6 +1,9 @@
---- ckfb.progress: what a run is doing. On a terminal, a live view (every
--- step, its state and elapsed time, redrawn in place); otherwise plain
--- timestamped lines through ckfb.log.
+--- ckfb.progress: what a run is doing. On a terminal, a live view (a header
+-- with the stage and the total time, then every step: its state, its time,
+-- its label and detail; redrawn in place and every second while a step
+-- runs); otherwise plain timestamped lines through ckfb.log.
+-- At any width the state and time columns come first, so they stay visible
+-- when a long label is cut at 80 columns.
 local sys = require "ckfb.core.sys"
 local loop = require "ckfb.core.loop"
 local log = require "ckfb.log"
@@ -10,38 +13,73 @@ local M = {}
 local View = {}
 View.__index = View
 
-local MARKS = { pending = "·", running = "…", ok = "✓", failed = "✗", skipped = "-" }
+local MARKS = { pending = "·", queued = "⋯", running = "▶", ok = "✓", failed = "✗", skipped = "-",
+                ["not run"] = "·" }
+local TICK = 1  -- seconds between redraws while a step runs
 
---- new{live = bool (default: stderr is a terminal and NO_COLOR/-q allow it)}
+--- new{live = bool (default: stderr is a terminal and the log level allows it), title = text}
 function M.new(opts)
   opts = opts or {}
   local live = opts.live
   if live == nil then live = sys.isatty(2) and log.enabled("info") end
-  return setmetatable({ steps = {}, by_id = {}, live = live, drawn = 0 }, View)
+  return setmetatable({ steps = {}, by_id = {}, live = live, drawn = 0, title = opts.title or "ckfb",
+    started = loop.now(), running = 0 }, View)
+end
+
+local function clock(seconds)
+  if not seconds then return "" end
+  if seconds < 60 then return string.format("%.0fs", seconds) end
+  return string.format("%dm%02ds", seconds // 60, math.floor(seconds % 60))
+end
+
+--- Cuts a line to the width: a wrapped line would break the redraw.
+local function fit(line, cols)
+  if cols and (utf8.len(line) or #line) >= cols then
+    line = line:sub(1, (utf8.offset(line, cols) or cols) - 1)
+  end
+  return line
+end
+
+local function step_line(s, now)
+  local elapsed = s.started and ((s.finished or now) - s.started) or nil
+  local state = s.state == "queued" and "queued" or ""
+  return string.format(" %s %6s %-6s %s  %s", MARKS[s.state], clock(elapsed), state, log.printable(s.label),
+    log.printable(s.detail or ""))
+end
+
+function View:header(now)
+  local stage = self.stage_name and string.format("stage %d/%d %s", self.stage_index, self.stage_count,
+    self.stage_name) or ""
+  return string.format("%s  %s  %s elapsed", self.title, stage, clock(now - self.started))
 end
 
 function View:draw()
   if not self.live then return end
   local rows, cols = sys.term_size(2)
-  if rows and #self.steps + 2 > rows then  -- cannot redraw in place: plain lines from here
+  if rows and #self.steps + 3 > rows then  -- cannot redraw in place: plain lines from here
     self.live = false
     return
   end
   local out = {}
   if self.drawn > 0 then out[1] = string.format("\27[%dA", self.drawn) end
   local now = loop.now()
-  for _, s in ipairs(self.steps) do
-    local elapsed = s.started and ((s.finished or now) - s.started) or nil
-    local line = string.format(" %s %-52s %6s  %s", MARKS[s.state], log.printable(s.label),
-      elapsed and string.format("%.1fs", elapsed) or "", log.printable(s.detail or ""))
-    if cols and (utf8.len(line) or #line) >= cols then  -- a wrapped line would break the redraw
-      line = line:sub(1, (utf8.offset(line, cols) or cols) - 1)
-    end
-    out[#out + 1] = "\27[2K" .. line .. "\n"
-  end
+  out[#out + 1] = "\27[2K" .. fit(self:header(now), cols) .. "\n"
+  for _, s in ipairs(self.steps) do out[#out + 1] = "\27[2K" .. fit(step_line(s, now), cols) .. "\n" end
   io.stderr:write(table.concat(out))
   io.stderr:flush()
-  self.drawn = #self.steps
+  self.drawn = #self.steps + 1
+end
+
+--- Redraws every second while a step runs, so that timers tick.
+function View:tick()
+  if not self.live or self.ticker then return end
+  self.ticker = require("ckfb.task").spawn(function()
+    while self.running > 0 and self.live do
+      require("ckfb.task").sleep(TICK)
+      self:draw()
+    end
+    self.ticker = nil
+  end)
 end
 
 --- Declares the steps up front (the plan), so the view shows what is to come.
@@ -52,17 +90,34 @@ function View:add(id, label)
   self:draw()
 end
 
-function View:start(id)
-  local s = self.by_id[id]
-  s.state, s.started = "running", loop.now()
-  if not self.live then log.info("%s: started", s.label) end
+--- The stage now running (the header's counter).
+function View:stage(name, index, count)
+  self.stage_name, self.stage_index, self.stage_count = name, index, count
+  if not self.live then log.info("stage %d/%d: %s", index, count, name) end
   self:draw()
 end
 
---- Marks a step ok, failed or skipped, with a short detail.
+--- A step waiting for another to finish first (same chain, or one unit's queue).
+function View:queue(id)
+  local s = self.by_id[id]
+  if s.state == "pending" then s.state = "queued" end
+  self:draw()
+end
+
+function View:start(id)
+  local s = self.by_id[id]
+  s.state, s.started = "running", loop.now()
+  self.running = self.running + 1
+  if not self.live then log.info("%s: started", s.label) end
+  self:draw()
+  self:tick()
+end
+
+--- Marks a step ok, failed, skipped or not run, with a short detail.
 function View:finish(id, state, detail)
   local s = self.by_id[id]
-  s.state, s.finished, s.detail = state, loop.now(), detail
+  if s.state == "running" then self.running = self.running - 1 end
+  s.state, s.finished, s.detail = state, s.started and loop.now(), detail
   if not self.live then
     local took = s.started and string.format(" (%.1fs)", s.finished - s.started) or ""
     local say = state == "failed" and log.error or log.info
