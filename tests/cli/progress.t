@@ -1,14 +1,22 @@
-# ckfb backup on a terminal: a live view of every step, its state and elapsed
-# time, redrawn in place (run by tests/run, which starts the stand-ins).
+# ckfb backup on a terminal of 80 columns: a live view with a header (stage
+# counter, total time), every step with its state and time first, velero's
+# second target queued behind the first, timers that tick while a step runs
+# (run by tests/run, which starts the stand-ins).
 
 $ cp "$CKFB_TEST_TMP/juju-state.standin.json" "$FAKE_JUJU_STATE"
-> sed -i 's/"behaviour": {}/"behaviour": {"velero-operator\/create-backup": {"latency": 1}}/' "$FAKE_JUJU_STATE"
-> R=./repl-session
+> sed -i 's/"behaviour": {}/"behaviour": {"velero-operator\/create-backup": {"latency": 3}}/' "$FAKE_JUJU_STATE"
+> R=./repl-session; export CKFB_TEST_COLUMNS=80
 > $R start progress backup --config "$CKFB_TEST_STANDINS/ckfb.yaml"
-> $R wait progress '… velero create-backup target=minio' 20 && echo "running steps shown"
-> $R wait progress 'backup set ckf-[0-9TZ]+-[0-9a-f]+: complete' 30 && echo "finished"
-> $R screen progress | grep -cE '^ ✓ .* [0-9]+\.[0-9]s'
-> $R stop progress
-running steps shown
+> $R wait progress '^ckfb backup ckf-.*stage 2/4 backup +[0-9]+s elapsed' 20 && echo "header with stage and time"
+> $R wait progress '▶ +[0-9]+s +velero create-backup target=minio' 20 && echo "running step shown"
+> $R screen progress | grep -qE '⋯ +queued velero create-backup target=mlmd' && echo "next velero target queued"
+> $R wait progress '▶ +2s +velero create-backup target=minio' 20 && echo "its timer ticks"
+> $R wait progress 'backup set ckf-[0-9TZ]+-[0-9a-f]+: complete' 60 && echo "finished"
+> $R screen progress > "$CKFB_TEST_TMP/progress.screen"; $R stop progress
+> grep -cE '^ ✓ +[0-9]+s +[a-z]' "$CKFB_TEST_TMP/progress.screen"; rm "$CKFB_TEST_TMP/progress.screen"
+header with stage and time
+running step shown
+next velero target queued
+its timer ticks
 finished
 18
