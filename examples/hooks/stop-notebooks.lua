@@ -12,8 +12,8 @@ local log = require "ckfb.log"
 local ANNOTATION = "kubeflow-resource-stopped"
 local stopped = {}   -- the notebooks this hook stopped: {namespace, name}
 
-local function client(run)
-  return run.k8s or assert(k8s.default())
+local function client(ctx)
+  return ctx.k8s or assert(k8s.default())
 end
 
 local function set_stopped(c, nb, value)
@@ -21,8 +21,8 @@ local function set_stopped(c, nb, value)
     { metadata = { annotations = { [ANNOTATION] = value } } }, { namespace = nb.namespace })
 end
 
-hooks.on("before_backup", function(run)
-  local c = client(run)
+hooks.on("before_backup", function(ctx)
+  local c = client(ctx)
   local items = assert(c:list("notebooks.kubeflow.org", { all_namespaces = true }))
   for _, item in ipairs(items) do
     local ann = item.metadata.annotations or {}
@@ -35,8 +35,8 @@ hooks.on("before_backup", function(run)
   end
 end)
 
-local function restart(run)
-  local c = client(run)
+local function restart(ctx)
+  local c = client(ctx)
   for _, nb in ipairs(stopped) do
     local ok, err = set_stopped(c, nb, require("ckfb.json").null)  -- null removes the annotation
     if ok then log.info("started notebook %s/%s again", nb.namespace, nb.name)

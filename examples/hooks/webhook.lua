@@ -10,20 +10,20 @@ local http = require "ckfb.http"
 local json = require "ckfb.json"
 local log = require "ckfb.log"
 
-local function post(run)
+local function post(ctx)
   local url = os.getenv("CKFB_WEBHOOK_URL")
   if not url or url == "" then return end
   log.secret(url)  -- webhook URLs carry their token
-  local lines = { string.format("ckfb backup %s: %s", run.id, run.status) }
-  for _, b in ipairs(run.velero or {}) do
+  local lines = { string.format("ckfb backup %s: %s", ctx.id, ctx.status) }
+  for _, b in ipairs(ctx.velero or {}) do
     lines[#lines + 1] = string.format("velero %s: %s", b.target, b.status)
   end
-  for _, b in ipairs(run.databases or {}) do
+  for _, b in ipairs(ctx.databases or {}) do
     lines[#lines + 1] = string.format("database %s: %s", b.app, b.status)
   end
   local r, err = http.request { method = "POST", url = url, timeout = 15,
     headers = { ["Content-Type"] = "application/json" },
-    body = json.encode({ text = table.concat(lines, "\n"), set = run.id, status = run.status }) }
+    body = json.encode({ text = table.concat(lines, "\n"), set = ctx.id, status = ctx.status }) }
   if not r or r.status >= 300 then
     error("the webhook answered " .. (r and r.status or tostring(err)), 0)
   end
