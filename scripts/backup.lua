@@ -803,6 +803,7 @@ local function main(args)
     code = EXIT.failed
   end
   run.lock:release()
+  view:close()
   summary(run)
   if not emit_report(run) and code == EXIT.ok then code = EXIT.failed end  -- asked for, not delivered
   end_hooks(run)

@@ -74,6 +74,14 @@ function M.set_sink(handle)
   colour = sink == io.stderr and use_colour()
 end
 
+local overlay  -- a live view on the terminal that log lines must go above
+
+--- set_overlay(view | nil): a view with :clear() and :draw() (ckfb.progress); each log line
+-- to the terminal erases it, is written, and redraws it below, so the two never overlap.
+function M.set_overlay(view)
+  overlay = view
+end
+
 local function format(fmt, ...)
   if select("#", ...) > 0 then return string.format(fmt, ...) end
   return tostring(fmt)
@@ -85,8 +93,11 @@ local function write(level, fmt, ...)
   local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ")
   local tag = level:upper()
   if colour then tag = COLOURS[level] .. tag .. "\27[0m" end
+  local above = overlay and sink == io.stderr and overlay
+  if above then above:clear() end
   sink:write(stamp, " ", tag, " ", M.printable(M.redact(format(fmt, ...))), "\n")
   sink:flush()
+  if above then above:draw() end
 end
 
 for _, level in ipairs(LEVELS) do

@@ -22,8 +22,25 @@ function M.new(opts)
   opts = opts or {}
   local live = opts.live
   if live == nil then live = sys.isatty(2) and log.enabled("info") end
-  return setmetatable({ steps = {}, by_id = {}, live = live, drawn = 0, title = opts.title or "ckfb",
+  local view = setmetatable({ steps = {}, by_id = {}, live = live, drawn = 0, title = opts.title or "ckfb",
     started = loop.now(), running = 0 }, View)
+  if live then log.set_overlay(view) end
+  return view
+end
+
+--- Erases the view (a log line is about to go where it was); draw() puts it back below.
+function View:clear()
+  if self.live and self.drawn > 0 then
+    io.stderr:write(string.format("\27[%dA\27[J", self.drawn))
+    self.drawn = 0
+  end
+end
+
+--- The run is over: the view stays as last drawn, and log lines go below it again.
+function View:close()
+  self:draw()
+  self.live = false
+  log.set_overlay(nil)
 end
 
 local function clock(seconds)

@@ -11,12 +11,12 @@ $ cp "$CKFB_TEST_TMP/juju-state.standin.json" "$FAKE_JUJU_STATE"
 > $R wait progress '▶ +[0-9]+s +velero create-backup target=minio' 20 && echo "running step shown"
 > $R screen progress | grep -qE '⋯ +queued velero create-backup target=mlmd' && echo "next velero target queued"
 > $R wait progress '▶ +2s +velero create-backup target=minio' 20 && echo "its timer ticks"
-> $R wait progress 'backup set ckf-[0-9TZ]+-[0-9a-f]+: complete' 60 && echo "finished"
+> $R wait progress 'backup set ckf-[0-9TZ]+-[0-9a-f]+: ' 120 && $R screen progress | grep -oE 'backup set ckf-[0-9TZ]+-[0-9a-f]+: [a-z]+' | sed 's/ckf-[^:]*/SET/'
 > $R screen progress > "$CKFB_TEST_TMP/progress.screen"; $R stop progress
 > grep -cE '^ ✓ +[0-9]+s +[a-z]' "$CKFB_TEST_TMP/progress.screen"; rm "$CKFB_TEST_TMP/progress.screen"
 header with stage and time
 running step shown
 next velero target queued
 its timer ticks
-finished
+backup set SET: complete
 18
