@@ -565,20 +565,18 @@ local function velero_storage(run)
 end
 
 function verify(run)
-  do
-    run.velero_storage = run.s3 and velero_storage(run)
-    local jobs = { function() return verify_velero(run) end }
-    for _, r in ipairs(run.databases) do jobs[#jobs + 1] = function() return verify_database(run, r) end end
-    local results = { task.all(jobs) }
-    for i = 1, #jobs do
-      if not results[i] then return nil, errors.new("backup.verify", "a list-backups call failed") end
-    end
-    local bad = 0
-    for _, r in ipairs(run.velero) do if not r.verified then bad = bad + 1 end end
-    for _, r in ipairs(run.databases) do if not r.verified then bad = bad + 1 end end
-    if bad > 0 then return nil, errors.new("backup.unverified", bad .. " backup(s) not found or not complete") end
-    return { detail = "every backup listed and complete" .. (run.s3 and ", objects in S3" or "") }
+  run.velero_storage = run.s3 and velero_storage(run)
+  local jobs = { function() return verify_velero(run) end }
+  for _, r in ipairs(run.databases) do jobs[#jobs + 1] = function() return verify_database(run, r) end end
+  local results = { task.all(jobs) }
+  for i = 1, #jobs do
+    if not results[i] then return nil, errors.new("backup.verify", "a list-backups call failed") end
   end
+  local bad = 0
+  for _, r in ipairs(run.velero) do if not r.verified then bad = bad + 1 end end
+  for _, r in ipairs(run.databases) do if not r.verified then bad = bad + 1 end end
+  if bad > 0 then return nil, errors.new("backup.unverified", bad .. " backup(s) not found or not complete") end
+  return { detail = "every backup listed and complete" .. (run.s3 and ", objects in S3" or "") }
 end
 
 local function manifest(run)

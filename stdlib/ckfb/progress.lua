@@ -90,9 +90,10 @@ end
 --- Redraws every second while a step runs, so that timers tick.
 function View:tick()
   if not self.live or self.ticker then return end
-  self.ticker = require("ckfb.task").spawn(function()
+  local task = require "ckfb.task"  -- loaded only by a live view
+  self.ticker = task.spawn(function()
     while self.running > 0 and self.live do
-      require("ckfb.task").sleep(TICK)
+      task.sleep(TICK)
       self:draw()
     end
     self.ticker = nil
