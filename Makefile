@@ -32,7 +32,7 @@ LDLIBS  += -Wl,-Bstatic -llua5.4-cjson -llua5.4 -Wl,-Bdynamic -lyaml -ldl -lm
 
 HOST_SRC = $(wildcard host/*.c)
 HOST_OBJ = $(HOST_SRC:host/%.c=$(BUILD)/obj/%.o)
-LUA_SRC  = $(sort $(wildcard stdlib/*/*.lua stdlib/*.lua scripts/*.lua))
+LUA_SRC  = $(sort $(wildcard stdlib/*/*/*.lua stdlib/*/*.lua stdlib/*.lua scripts/*.lua))
 
 # C unit tests: each includes the host file it tests, so it links with the rest.
 C_TESTS  = $(patsubst tests/host/%.c,$(BUILD)/tests/%,$(wildcard tests/host/*_test.c))

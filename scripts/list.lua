@@ -24,10 +24,10 @@ local OPTIONS = {
 local function live(cfg)
   local velero, databases = {}, {}
   local jobs = { function()
-    velero = ckf.list_velero(cfg) or {}
+    velero = ckf.velero.list(cfg) or {}
   end }
   for _, db in ipairs(cfg.databases) do
-    jobs[#jobs + 1] = function() databases[db] = ckf.list_mysql(cfg, db) or {} end
+    jobs[#jobs + 1] = function() databases[db] = ckf.mysql.list(cfg, db) or {} end
   end
   task.all(jobs)
   return velero, databases
@@ -44,7 +44,7 @@ local function expiry_warnings(m, velero, now)
       out[#out + 1] = string.format("%s: velero backup %s is gone (expired, or deleted)", m.id, v.backup_name)
     elseif found then
       local started = ckf.epoch(found.start)
-      local left = started and started + ckf.VELERO_DEFAULT_TTL - now
+      local left = started and started + ckf.velero.DEFAULT_TTL - now
       if left and left < WEEK then
         out[#out + 1] = string.format("%s: velero backup %s expires in %.1f days (Velero's default TTL of 30 days)",
           m.id, v.backup_name, left / 86400)

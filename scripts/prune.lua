@@ -54,14 +54,14 @@ end
 
 --- What the charms list now: velero backups by name; per database, its bucket, path and backups.
 local function live_state(cfg)
-  local velero, err = ckf.list_velero(cfg)
+  local velero, err = ckf.velero.list(cfg)
   if not velero then return nil, err end
   local st, serr = juju.status { model = cfg.models.kubeflow }
   if not st then return nil, serr end
   local databases = {}
   for _, db in ipairs(cfg.databases) do
-    local storage = ckf.database_storage(cfg, st, db)
-    local backups = storage and ckf.list_mysql(cfg, db)
+    local storage = ckf.mysql.storage(cfg, st, db)
+    local backups = storage and ckf.mysql.list(cfg, db)
     if storage and backups then databases[db] = { bucket = storage.bucket, path = storage.path, backups = backups } end
   end
   return { velero = velero, databases = databases }
@@ -69,7 +69,7 @@ end
 
 --- The objects of one database backup: <path>/<id>.md5, .metadata, .backup.log and <path>/<id>/...
 local function backup_objects(store, db, backup_id)
-  local base = (db.path ~= "" and db.path .. "/" or "") .. backup_id
+  local base = ckf.mysql.key_base(db.path, backup_id)
   local listed, err = store:list { bucket = db.bucket, prefix = base }
   if not listed then return nil, err end
   local keys = {}
@@ -86,8 +86,7 @@ end
 local function delete_set(cfg, store, m, live, kept)
   for _, v in ipairs(m.velero or {}) do
     if v.backup_name and live.velero[v.backup_name] and not kept["velero:" .. v.backup_name] then
-      local ok, err = juju.run(cfg.velero.app .. "/leader", "run-cli",
-        { command = "backup delete " .. v.backup_name .. " --confirm" }, { model = cfg.models.velero, wait = 300 })
+      local ok, err = ckf.velero.delete(cfg, v.backup_name)
       if not ok then return nil, err end
     end
   end

@@ -1,117 +1,16 @@
---- ckfb.ckf: what ckfb knows of Charmed Kubeflow's charms, read from their
--- sources (each rule names its file; ../shared/reference/juju-and-charms.md
--- §12), shared by the backup, restore and list scripts.
-local juju = require "ckfb.juju"
+--- ckfb.ckf: Charmed Kubeflow as a library, what ckfb knows of its charms read
+-- from their sources (each rule names its file; ../shared/reference/
+-- juju-and-charms.md §12): the deployment's targets and workloads, its
+-- Kubernetes and S3 clients, the lock on it, and what a restore brings back.
+-- The databases are ckfb.ckf.mysql, Velero ckfb.ckf.velero, the preflight
+-- ckfb.ckf.checks; the backup set's manifest is ckfb.sets.
 local k8s = require "ckfb.k8s"
-local errors = require "ckfb.error"
+local json = require "ckfb.json"
 
 local M = {}
 
--------------------------------------------------------------------- mysql-k8s
-
--- From rev 300 (canonical/mysql-k8s-operator commit 7cb1839) create-backup
--- needs the cluster status ok or ok_partial (lib/charms/mysql/v0/backups.py,
--- _can_cluster_perform_backup). MySQL Shell reports one or two members as
--- ok_no_tolerance, so such a cluster needs three. force=true would skip the
--- primary check too, so ckfb never uses it.
-M.MYSQL_HEALTH_CHECK_REV = 300
-M.MYSQL_UNHEALTHY = "Cluster is not in a healthy state"
-
---- The units a database needs for a backup, and why: (status entry of the app, configured minimum).
-function M.database_units(app, min_units)
-  local rev = type(app) == "table" and math.tointeger(app["charm-rev"]) or nil
-  if rev and rev >= M.MYSQL_HEALTH_CHECK_REV then
-    return math.max(3, min_units), string.format("mysql-k8s rev %d backs up only a healthy cluster "
-      .. "(3 members; 2 report ok_no_tolerance)", rev)
-  end
-  return math.max(2, min_units), "a backup runs on a non-primary unit"
-end
-
--- After a restore the charm refuses to write to the same S3 repository
--- (backups.py _on_restore sets the s3-block-message, src/charm.py shows it as
--- the application's Blocked status); create-backup then fails with "S3
--- relation is blocked for write", whatever its params.
-local S3_BLOCKS = { "Move restored cluster to another S3 repository", "S3 repository claimed by another cluster" }
-
---- The S3 block message on a mysql-k8s application's status, or nil.
-function M.s3_block(app)
-  local st = type(app) == "table" and app["application-status"]
-  local message = type(st) == "table" and st.current == "blocked" and st.message
-  for _, block in ipairs(S3_BLOCKS) do
-    if message == block then return message end
-  end
-end
-
---- The database backups in a list-backups result: {backup-id = "finished" | "failed" | "in progress"}
--- (backups.py _format_backups_list: a header, a line of dashes, then `id | type | status` rows).
-function M.parse_mysql_backups(text)
-  local out = {}
-  for line in tostring(text or ""):gmatch("[^\n]+") do
-    local id, status = line:match("^%s*(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ)%s*|[^|]*|%s*(.-)%s*$")
-    if id then out[id] = status end
-  end
-  return out
-end
-
---- list_mysql(cfg, db) -> {backup-id = status} | nil, err
-function M.list_mysql(cfg, db)
-  local t, err = juju.run(db .. "/leader", "list-backups", nil, { model = cfg.models.kubeflow, wait = 300 })
-  if not t then return nil, err end
-  return M.parse_mysql_backups(t.results.backups)
-end
-
---- database_storage(cfg, status, db) -> {integrator, bucket, path} of the s3-integrator related
--- to a database now | nil, err (never a bucket read from a manifest).
-function M.database_storage(cfg, status, db)
-  local app = type(status) == "table" and type(status.applications) == "table" and status.applications[db]
-  local rels = type(app) == "table" and type(app.relations) == "table" and app.relations["s3-parameters"]
-  local integrator = type(rels) == "table" and type(rels[1]) == "table" and rels[1]["related-application"]
-  if type(integrator) ~= "string" then
-    return nil, errors.new("ckf.no_storage", "no s3-integrator is related to it (the guide's step 1)")
-  end
-  local settings, err = juju.config(integrator, nil, { model = cfg.models.kubeflow })
-  if not settings then return nil, err end
-  if type(settings.bucket) ~= "string" or settings.bucket == "" then
-    return nil, errors.new("ckf.no_storage", integrator .. " has no bucket configured")
-  end
-  local path = tostring(settings.path or ""):gsub("^/+", ""):gsub("/+$", "")
-  return { integrator = integrator, bucket = settings.bucket, path = path }
-end
-
---- The object key of a database backup's checksum (s3_helpers.py: pathlib.Path(path) / id).
-function M.mysql_key(path, backup_id)
-  path = tostring(path or ""):gsub("^/+", ""):gsub("/+$", "")
-  return (path ~= "" and path .. "/" or "") .. backup_id .. ".md5"
-end
-
--------------------------------------------------------------------- velero-operator
-
---- list_velero(cfg) -> {backup name = {uid, phase, start}} | nil, err: the Velero backups
--- made for the Kubeflow model. Without model= the charm lists only its own model's
--- (src/charm.py on_list_backups_action); an empty list has no `backups` key.
-function M.list_velero(cfg)
-  local t, err = juju.run(cfg.velero.app .. "/leader", "list-backups", { model = M.kubeflow_model(cfg) },
-    { model = cfg.models.velero, wait = 300 })
-  if not t then return nil, err end
-  local out = {}
-  for uid, b in pairs(type(t.results.backups) == "table" and t.results.backups or {}) do
-    if type(b) == "table" and type(b.name) == "string" then
-      out[b.name] = { uid = uid, phase = b.phase, start = b["start-timestamp"] }
-    end
-  end
-  return out
-end
-
---- The key of a Velero backup's metadata: the s3-integrator path is the backup location's
--- prefix (velero-operator src/velero/core.py --prefix; velero object_store_layout.go).
-function M.velero_key(path, name)
-  path = tostring(path or ""):gsub("^/+", ""):gsub("/+$", "")
-  return (path ~= "" and path .. "/" or "") .. "backups/" .. name .. "/velero-backup.json"
-end
-
--- Velero's default backup TTL (vmware-tanzu/velero pkg/cmd/server/config/config.go
--- defaultBackupTTL); neither velero-operator nor the CKF charms set another.
-M.VELERO_DEFAULT_TTL = 30 * 86400
+M.mysql = require "ckfb.ckf.mysql"
+M.velero = require "ckfb.ckf.velero"
 
 -------------------------------------------------------------------- targets
 
@@ -156,17 +55,153 @@ function M.profile_namespaces(client, own)
   return out
 end
 
---- The Kubeflow model's name without its controller: the namespace of its workloads,
--- and the `model` velero-operator's actions take (its Backups' label).
-function M.kubeflow_model(cfg)
-  return select(2, juju.split_model(cfg.models.kubeflow))
+--- The Kubeflow model's name without its controller: the namespace of its workloads.
+M.kubeflow_model = M.velero.model
+
+--- "app:endpoint" -> app, endpoint
+function M.split_target(target)
+  return target:match("^([^:]+):(.+)$")
 end
+
+--- The relations of a juju status application on the first of endpoints it has, or nil.
+function M.related_by(app, endpoints)
+  for _, ep in ipairs(endpoints) do
+    local rels = type(app) == "table" and type(app.relations) == "table" and app.relations[ep]
+    if type(rels) == "table" and #rels > 0 then return rels end
+  end
+end
+
+--- True when app's endpoint is related to other in a juju status.
+function M.related(status, app, endpoint, other)
+  local a = status and status.applications[app]
+  for _, r in ipairs(M.related_by(a, { endpoint }) or {}) do
+    if r["related-application"] == other then return true end
+  end
+  return false
+end
+
+-------------------------------------------------------------------- workloads
+
+local function count(client, resource, running)
+  local items, err = client:list(resource, { all_namespaces = true })
+  if not items then return nil, err end
+  local n = 0
+  for _, item in ipairs(items) do
+    if running(item) then n = n + 1 end
+  end
+  return n
+end
+
+--- Argo workflows not finished (Kubeflow Pipelines runs) | nil, err
+function M.running_workflows(client)
+  return count(client, "workflows.argoproj.io", function(w)
+    local phase = w.status and w.status.phase
+    return phase == nil or phase == "Running" or phase == "Pending"
+  end)
+end
+
+--- Katib experiments without a Succeeded or Failed condition | nil, err
+function M.running_experiments(client)
+  return count(client, "experiments.kubeflow.org", function(e)
+    for _, c in ipairs(e.status and e.status.conditions or {}) do
+      if (c.type == "Succeeded" or c.type == "Failed") and c.status == "True" then return false end
+    end
+    return true
+  end)
+end
+
+--- Notebooks not stopped (the dashboard's Stop sets the annotation) | nil, err
+function M.running_notebooks(client)
+  return count(client, "notebooks.kubeflow.org", function(nb)
+    return not (nb.metadata.annotations or {})["kubeflow-resource-stopped"]
+  end)
+end
+
+--- The first storage class whose provisioner keeps volumes on a node's disk, or nil.
+function M.hostpath_class(client)
+  for _, sc in ipairs(client:list("storageclasses.storage.k8s.io") or {}) do
+    local p = type(sc.provisioner) == "string" and sc.provisioner or ""
+    if p:find("microk8s", 1, true) or p:find("hostpath", 1, true) then return sc end
+  end
+end
+
+-------------------------------------------------------------------- clients
 
 --- The Kubernetes client of the configuration | nil, err.
 function M.k8s_client(cfg)
   local kc = cfg.kubernetes
   return k8s.client { kubeconfig = kc.kubeconfig ~= "" and kc.kubeconfig or nil,
     context = kc.context ~= "" and kc.context or nil }
+end
+
+function M.s3_configured(cfg)
+  return cfg.s3 ~= json.null and cfg.s3 ~= nil
+end
+
+--- The S3 client of the configuration (nil when none is configured) | nil, err.
+function M.s3_client(cfg)
+  if not M.s3_configured(cfg) then return nil end
+  return require("ckfb.s3").client(cfg.s3)
+end
+
+-------------------------------------------------------------------- restore
+
+-- Canonical's restore guide restores the velero backups in this order.
+M.RESTORE_ORDER = { "minio", "mlmd", "profiles-backup-config", "user-workloads-backup-config" }
+
+local function restore_rank(target)
+  for i, key in ipairs(M.RESTORE_ORDER) do
+    if target:find(key, 1, true) then return i end
+  end
+  return #M.RESTORE_ORDER + 1
+end
+
+local function wanted(pick, ...)
+  if not pick then return true end
+  for i = 1, select("#", ...) do if pick[select(i, ...)] then return true end end
+  return false
+end
+
+--- restore_parts(cfg, set, pick) -> {velero, volumes, databases}: the set's velero backups
+-- in the guide's order, the volumes they bring back (cfg.volumes), and its databases;
+-- pick (a set of names: app, endpoint, app:endpoint, database) narrows it, nil = all.
+function M.restore_parts(cfg, set, pick)
+  local parts = { velero = {}, volumes = {}, databases = {} }
+  for _, v in ipairs(set.velero or {}) do
+    local app, endpoint = M.split_target(v.target)
+    if wanted(pick, v.target, app, endpoint) then parts.velero[#parts.velero + 1] = v end
+  end
+  table.sort(parts.velero, function(a, b) return restore_rank(a.target) < restore_rank(b.target) end)
+  for _, v in ipairs(parts.velero) do
+    local app = M.split_target(v.target)
+    if cfg.volumes[app] then parts.volumes[#parts.volumes + 1] = { app = app, storage = cfg.volumes[app] } end
+  end
+  for _, d in ipairs(set.databases or {}) do
+    if wanted(pick, d.app) then parts.databases[#parts.databases + 1] = d end
+  end
+  return parts
+end
+
+--- The restored persistent volume of a storage: the newest claim Juju labelled with its
+-- name in the model's namespace (sidecar claims are named <app>-<storage>-<id>-<app>-<n>,
+-- juju caas/kubernetes/provider/application/application.go), and the volume bound to it.
+function M.restored_volume(cfg, storage_name)
+  local client, err = M.k8s_client(cfg)
+  if not client then return nil, err end
+  local ns = M.kubeflow_model(cfg)
+  local claims, lerr = client:list("persistentvolumeclaims", { namespace = ns,
+    label_selector = "storage.juju.is/name=" .. storage_name })
+  if not claims then return nil, lerr end
+  table.sort(claims, function(a, b)
+    return (a.metadata.creationTimestamp or "") > (b.metadata.creationTimestamp or "")
+  end)
+  local claim = claims[1]
+  local volume = claim and claim.spec and claim.spec.volumeName
+  if type(volume) ~= "string" or volume == "" then
+    return nil, require("ckfb.error").new("ckf.no_volume", string.format("no restored volume claim labelled "
+      .. "storage.juju.is/name=%s and bound in namespace %s", storage_name, ns))
+  end
+  return volume
 end
 
 --- "2026-11-25T19:07:06Z" (or "20261125T190706Z", a set id's) -> seconds since the epoch, or nil

@@ -40,6 +40,15 @@ function M.load(path)
   return true
 end
 
+--- Loads every hook file of a configuration's list. -> true | nil, err (the first that failed)
+function M.load_all(paths)
+  for _, path in ipairs(paths or {}) do
+    local ok, err = M.load(path)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
 --- Runs every function registered for event; returns true | nil, err (the first non-advisory failure).
 function M.run(event, ctx)
   for _, h in ipairs(registered[event] or {}) do

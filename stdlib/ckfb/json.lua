@@ -17,6 +17,24 @@ function M.array(t)
   return setmetatable(t or {}, ARRAY)
 end
 
+--- True when t was marked by M.array.
+function M.is_array(t)
+  return getmetatable(t) == ARRAY
+end
+
+--- A deep copy of plain data that keeps what is shared shared (a table seen before is
+-- the same copy again: a YAML alias costs one table, not its expansion) and keeps
+-- metatables (an array stays an array).
+function M.copy(v, seen)
+  if type(v) ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do out[k] = M.copy(x, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+
 --- decode(text) -> value | nil, err
 function M.decode(text)
   if type(text) ~= "string" then error("json.decode: expected a string, got " .. type(text), 2) end

@@ -1,11 +1,21 @@
 --- ckfb.plan: a procedure as data, and the one runner for it.
--- A step is a table: {id, label, stage, chain, run = function(step) -> result | nil, err,
--- already_done = bool (done before this run: shown, not run), by_hand = the command an
--- operator would type instead, on_error = function(err, step)}. Stages run in the order
--- their first step was added; the chains of a stage run in parallel; the steps of a chain
--- run one after another, and a failed step stops its chain (the rest: "not run").
--- The runner owns the live view, the before_step/after_step hooks, timing and the
--- per-step record that reports show.
+-- A step is a table:
+--   id, label, stage      names; the stage groups steps run together
+--   chain                 steps of one chain run in order (default: its own chain)
+--   run(step)             -> a result table ({detail = text, ...}) | nil, err
+--   already_done          done before this run: shown, not run
+--   by_hand               what an operator would type instead: a string, or
+--                         function(step) -> string | {strings} | nil (read when the
+--                         step did not succeed, so it can say what its result left)
+--   follow_up(step)       -> string | nil: a command to run after the run, even on success
+--   retries, retry_if(err), retry_delay: run again up to `retries` more times when
+--                         retry_if says the failure is worth it
+--   on_error(err, step)   called once the step has failed for good
+-- Stages run in the order their first step was added (run_stages); the chains of a
+-- stage run in parallel; a failed step stops its chain (the rest: "not run"), and a
+-- failed stage stops the run unless declared keep_going (p:stage). The runner owns the
+-- live view, hooks (one context for every event, M.context), timing, retries, the
+-- per-step record that reports show, and the next steps.
 local task = require "ckfb.task"
 local loop = require "ckfb.core.loop"
 local json = require "ckfb.json"
@@ -17,23 +27,18 @@ local M = {}
 local Plan = {}
 Plan.__index = Plan
 
---- new{view = a ckfb.progress view (optional), context = function(event, step) -> hook context}
+--- new{kind = "backup" | "restore" | ..., id = the run's id, config = cfg,
+--   view = a ckfb.progress view (optional), k8s = a Kubernetes client (optional),
+--   state = function() -> {status =, checks =, results...}: what hooks see of the run}
 function M.new(opts)
   opts = opts or {}
-  return setmetatable({ steps = {}, by_id = {}, stages = {}, view = opts.view, context = opts.context,
-    started = loop.now() }, Plan)
+  return setmetatable({ steps = {}, by_id = {}, stages = {}, keep_going = {}, view = opts.view, kind = opts.kind,
+    id = opts.id, config = opts.config, k8s = opts.k8s, state = opts.state, started = loop.now() }, Plan)
 end
 
---- A deep copy of plain data (tables shared stay shared): what a hook is handed, so that
--- a hook reading the run cannot change it.
-function M.snapshot(v, seen)
-  if type(v) ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local out = {}
-  seen[v] = out
-  for k, x in pairs(v) do out[k] = M.snapshot(x, seen) end
-  return setmetatable(out, getmetatable(v))
+--- Declares how a stage ends: keep_going = the stages after it run even when it failed.
+function Plan:stage(name, opts)
+  self.keep_going[name] = opts and opts.keep_going or nil
 end
 
 local REQUIRED = { id = "string", label = "string", stage = "string", run = "function" }
@@ -46,6 +51,7 @@ function Plan:add(step)
   step.chain = step.chain or step.id
   step.status = step.already_done and "skipped" or "pending"
   self.steps[#self.steps + 1] = step
+  step.index = #self.steps
   self.by_id[step.id] = step
   if not self.stages[step.stage] then
     self.stages[step.stage] = true
@@ -59,11 +65,17 @@ function Plan:get(id)
   return self.by_id[id]
 end
 
+--- A step's command by hand now: a string, a list of strings, or nil.
+local function by_hand(step)
+  if type(step.by_hand) == "function" then return step.by_hand(step) end
+  return step.by_hand
+end
+
 --- What a report and a hook see of a step: plain data, a copy.
 local function describe(step)
   return { id = step.id, stage = step.stage, chain = step.chain, label = step.label,
     already_done = step.already_done == true, status = step.status, started = step.started_at,
-    duration = step.duration, detail = step.detail, error = step.error, by_hand = step.by_hand }
+    duration = step.duration, detail = step.detail, error = step.error, by_hand = json.copy(by_hand(step)) }
 end
 
 --- The plan as data (JSON-ready): every step with its status, start, duration and result.
@@ -73,24 +85,64 @@ function Plan:describe()
   return json.array(out)
 end
 
---- The plan as text, for --dry-run and for a run without a live view.
-function Plan:text()
+--- The plan as text, for --dry-run and for a run without a live view; with
+-- {by_hand = true}, each step's command by hand under it.
+function Plan:text(opts)
   local out, stage, chain = { "plan (steps in a chain run in order; chains of a stage run in parallel):" }, nil, nil
   for i, s in ipairs(self.steps) do
     if s.stage ~= stage then out[#out + 1] = "  " .. s.stage .. ":"; stage, chain = s.stage, nil end
     if s.chain ~= chain then out[#out + 1] = "    [" .. s.chain .. "]"; chain = s.chain end
     out[#out + 1] = string.format("      %2d. %s%s", i, s.label, s.already_done and "  (already done: skipped)" or "")
+    if opts and opts.by_hand and type(s.by_hand) == "string" then out[#out + 1] = "          $ " .. s.by_hand end
   end
   return table.concat(out, "\n")
 end
 
-local function hook(self, event, step, extra)
-  local ctx = self.context and self.context(event, describe(step)) or { event = event, step = describe(step) }
-  for k, v in pairs(extra or {}) do ctx[k] = v end
-  return hooks.run(event, ctx)
+--- Shows the plan in a live view from now on (steps declared before it too).
+function Plan:show(view)
+  self.view = view
+  for _, s in ipairs(self.steps) do view:add(s.id, s.label, s.stage) end
 end
 
---- Runs one step: hooks, view, timing; -> its result | nil, err.
+--- The context every hook gets, in every event: a read-only view of the run, as copies
+-- (a hook cannot change the run through it). event, kind, id, status, config, plan
+-- (every step, as describe() gives it), step (the current one, in before_step and
+-- after_step), checks and the results so far (what the plan's state() gives), k8s
+-- (the configuration's Kubernetes client, not a copy).
+function Plan:context(event, step, extra)
+  local ctx = json.copy(self.state and self.state() or {})
+  ctx.event, ctx.kind, ctx.id, ctx.config = event, self.kind, self.id, json.copy(self.config)
+  ctx.plan, ctx.step, ctx.k8s = self:describe(), step and describe(step), self.k8s
+  for k, v in pairs(extra or {}) do ctx[k] = v end
+  return ctx
+end
+
+--- Runs the hooks of an event with the context. -> true | nil, err
+function Plan:hook(event, step, extra)
+  return hooks.run(event, self:context(event, step, extra))
+end
+
+local function attempt(step)
+  local result, err = step.run(step)
+  if not result and not errors.is(err) then
+    err = errors.new("plan.step_failed", step.id .. ": " .. tostring(err or "failed without a reason"))
+  end
+  return result, err
+end
+
+--- step.run, again while its retry_if says a failure is worth another try.
+local function run_with_retries(step)
+  local result, err = attempt(step)
+  for n = 1, step.retries or 0 do
+    if result or not (step.retry_if and step.retry_if(err)) then break end
+    require("ckfb.log").warn("%s: %s; again (%d of %d)", step.id, err.message, n, step.retries)
+    task.sleep(step.retry_delay or 0)
+    result, err = attempt(step)
+  end
+  return result, err
+end
+
+--- Runs one step: hooks, view, timing, retries; -> its result | nil, err.
 function Plan:run_step(step)
   if step.already_done then
     if self.view then self.view:finish(step.id, "skipped", "already done") end
@@ -99,18 +151,15 @@ function Plan:run_step(step)
   end
   step.status, step.started, step.started_at = "running", loop.now(), os.date("!%Y-%m-%dT%H:%M:%SZ")
   if self.view then self.view:start(step.id) end
-  local ok, herr = hook(self, "before_step", step)
+  local ok, herr = self:hook("before_step", step)
   local result, err
-  if ok then result, err = step.run(step) else err = herr end
-  if not result and not errors.is(err) then
-    err = errors.new("plan.step_failed", step.id .. ": " .. tostring(err or "failed without a reason"))
-  end
+  if ok then result, err = run_with_retries(step) else err = herr end
   step.duration = loop.now() - step.started
   step.status = result and "ok" or "failed"
   step.detail = result and type(result) == "table" and result.detail or nil
   step.error = err and err.message
   if self.view then self.view:finish(step.id, step.status, step.detail or step.error) end
-  hook(self, "after_step", step, { result = result, error = err })
+  self:hook("after_step", step, { result = json.copy(result), error = err })
   if not result and step.on_error then step.on_error(err, step) end
   return result, err
 end
@@ -161,19 +210,85 @@ function Plan:run_stage(stage)
   return true
 end
 
+--- Runs the stages in order (default: every stage). -> true when the run went to its end
+-- (a stage declared keep_going may have failed: its steps say so) | nil, the error of
+-- the stage that stopped it.
+function Plan:run_stages(stages)
+  for _, stage in ipairs(stages or self.stages) do
+    local ok, err = self:run_stage(stage)
+    if not ok and not self.keep_going[stage] then return nil, err end
+  end
+  return true
+end
+
+--- The stages declared before `stage`, in order (a site's stages among them).
+function Plan:stages_before(stage)
+  local out = {}
+  for _, s in ipairs(self.stages) do
+    if s == stage then break end
+    out[#out + 1] = s
+  end
+  return out
+end
+
 function Plan:stage_number(stage)
   for i, s in ipairs(self.stages) do
     if s == stage then return i end
   end
 end
 
---- The commands to finish by hand: by_hand of every step that did not succeed, in plan order.
-function Plan:by_hand()
-  local out = {}
+local function append(out, v)
+  if type(v) == "table" then
+    for _, line in ipairs(v) do out[#out + 1] = line end
+  elseif v then
+    out[#out + 1] = v
+  end
+end
+
+--- The next steps, in plan order: by_hand of every step that did not succeed, then every
+-- follow_up. A JSON array of strings.
+function Plan:next_steps()
+  local out = json.array()
   for _, step in ipairs(self.steps) do
-    if step.by_hand and step.status ~= "ok" and step.status ~= "skipped" then out[#out + 1] = step.by_hand end
+    if step.status ~= "ok" and step.status ~= "skipped" then
+      append(out, by_hand(step))
+    end
+  end
+  for _, step in ipairs(self.steps) do
+    if step.follow_up then append(out, step.follow_up(step)) end
   end
   return out
+end
+
+--- The first step that failed, or nil.
+function Plan:failed_step()
+  for _, step in ipairs(self.steps) do
+    if step.status == "failed" then return step end
+  end
+end
+
+--- The run is over: the live view stays as last drawn.
+function Plan:close()
+  if self.view then self.view:close() end
+end
+
+-------------------------------------------------------------------- reports
+
+--- emit(report, {json = bool, report = FILE}) -> false when the report file could not be
+-- written: prints the report as JSON when asked, writes it to FILE when asked.
+function M.emit(report, opts)
+  local text = json.encode(report, { pretty = true })
+  local written = true
+  if opts.report then
+    local ok, err = require("ckfb.file").write(opts.report, text .. "\n")
+    if not ok then
+      require("ckfb.log").error("the report was not written: %s%s", err.message,
+        report.manifest_path and " (the manifest is " .. report.manifest_path .. ")" or "")
+      written = false
+    end
+  end
+  if opts.json then print(text) end
+  return written
 end
 
 return M

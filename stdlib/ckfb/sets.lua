@@ -21,7 +21,7 @@ M.DEFAULTS = {
   database = { min_units = 2, wait = 900, retries = 3 },
   kubernetes = { kubeconfig = "", context = "", required = true },
   s3 = json.null,   -- optional: endpoint, region, bucket, prefix, access_key, secret_key, profile
-  hooks = {},       -- site hook files
+  hooks = json.array(),  -- site hook files
   state_dir = "",   -- manifests and the lock; default $XDG_STATE_HOME/ckfb (~/.local/state/ckfb)
   signing_key_file = "",  -- a file holding a key: manifests are signed, unsigned ones untrusted
   poll = 2,         -- seconds between status polls
@@ -79,9 +79,9 @@ function M.new_id()
   end)
 end
 
+--- The configuration's S3 client, where sets are stored too (nil when none is configured).
 function M.s3(cfg)
-  if cfg.s3 == json.null then return nil end
-  return require("ckfb.s3").client(cfg.s3)
+  return require("ckfb.ckf").s3_client(cfg)
 end
 
 function M.s3_key(cfg, id)
@@ -161,6 +161,17 @@ function M.validate(m, now)
   return true
 end
 
+--- build(run) -> a manifest: the set's schema (the fields validate checks), from a run's
+-- {id, status, started, models, velero, databases, skipped, scaled, changes}.
+function M.build(run)
+  return {
+    kind = "ckfb.backup-set", version = 1, id = run.id, status = run.status, ckfb = sys.version,
+    started = run.started, finished = os.date("!%Y-%m-%dT%H:%M:%SZ"), models = run.models,
+    velero = json.array(run.velero), databases = json.array(run.databases), skipped = json.array(run.skipped),
+    scaled = run.scaled, changes = json.array(run.changes),
+  }
+end
+
 -------------------------------------------------------------------- signing
 
 --- The signing key of the configuration, or nil (none configured) | false, err.
@@ -181,7 +192,7 @@ local function signature(key, m)
   local copy = {}
   for k, v in pairs(m) do if k ~= "signature" then copy[k] = v end end
   local canonical = json.encode(json.decode(json.encode(copy)))
-  return require("ckfb.core.s3").hmac_sha256(key, canonical, true)
+  return require("ckfb.core.hash").hmac_sha256(key, canonical, true)
 end
 
 --- The backups a set names, as keys "velero:<name>" and "<app>:<backup id>" -> true.

@@ -3,12 +3,12 @@ local ckf = require "ckfb.ckf"
 
 describe("ckfb.ckf", function()
   it("needs three mysql-k8s units from rev 300, two before, and never less than configured", function()
-    assert.equal(2, (ckf.database_units({ ["charm-rev"] = 299 }, 2)))
-    assert.equal(3, (ckf.database_units({ ["charm-rev"] = 300 }, 2)))
-    assert.equal(3, (ckf.database_units({ ["charm-rev"] = 313.0 }, 0)))   -- JSON numbers arrive as floats
-    assert.equal(2, (ckf.database_units({}, 0)))                          -- no revision: the charm will say
-    assert.equal(5, (ckf.database_units({ ["charm-rev"] = 313 }, 5)))
-    local _, why = ckf.database_units({ ["charm-rev"] = 313 }, 2)
+    assert.equal(2, (ckf.mysql.units_needed({ ["charm-rev"] = 299 }, 2)))
+    assert.equal(3, (ckf.mysql.units_needed({ ["charm-rev"] = 300 }, 2)))
+    assert.equal(3, (ckf.mysql.units_needed({ ["charm-rev"] = 313.0 }, 0)))   -- JSON numbers arrive as floats
+    assert.equal(2, (ckf.mysql.units_needed({}, 0)))                          -- no revision: the charm will say
+    assert.equal(5, (ckf.mysql.units_needed({ ["charm-rev"] = 313 }, 5)))
+    local _, why = ckf.mysql.units_needed({ ["charm-rev"] = 313 }, 2)
     assert.matches("rev 313 backs up only a healthy cluster", why)
   end)
 
@@ -17,12 +17,12 @@ describe("ckfb.ckf", function()
       return { ["application-status"] = { current = current, message = message } }
     end
     assert.equal("Move restored cluster to another S3 repository",
-      ckf.s3_block(app("blocked", "Move restored cluster to another S3 repository")))
+      ckf.mysql.s3_block(app("blocked", "Move restored cluster to another S3 repository")))
     assert.equal("S3 repository claimed by another cluster",
-      ckf.s3_block(app("blocked", "S3 repository claimed by another cluster")))
-    assert.is_nil(ckf.s3_block(app("blocked", "Missing relation")))
-    assert.is_nil(ckf.s3_block(app("active")))
-    assert.is_nil(ckf.s3_block(nil))
+      ckf.mysql.s3_block(app("blocked", "S3 repository claimed by another cluster")))
+    assert.is_nil(ckf.mysql.s3_block(app("blocked", "Missing relation")))
+    assert.is_nil(ckf.mysql.s3_block(app("active")))
+    assert.is_nil(ckf.mysql.s3_block(nil))
   end)
 
   it("parses mysql-k8s list-backups, every status, 'in progress' included", function()
@@ -34,14 +34,14 @@ describe("ckfb.ckf", function()
       "2026-01-03T10:00:00Z  | physical     | in progress",
     }, "\n")
     assert.same({ ["2026-01-01T10:00:00Z"] = "finished", ["2026-01-02T10:00:00Z"] = "failed",
-      ["2026-01-03T10:00:00Z"] = "in progress" }, ckf.parse_mysql_backups(text))
-    assert.same({}, ckf.parse_mysql_backups(nil))
+      ["2026-01-03T10:00:00Z"] = "in progress" }, ckf.mysql.parse_backups(text))
+    assert.same({}, ckf.mysql.parse_backups(nil))
   end)
 
   it("keys backups as the charms write them: velero under the path, mysql beside its id", function()
-    assert.equal("velero/backups/b1/velero-backup.json", ckf.velero_key("/velero/", "b1"))
-    assert.equal("backups/b1/velero-backup.json", ckf.velero_key("", "b1"))
-    assert.equal("a/b/2026-01-01T10:00:00Z.md5", ckf.mysql_key("a/b/", "2026-01-01T10:00:00Z"))
+    assert.equal("velero/backups/b1/velero-backup.json", ckf.velero.key("/velero/", "b1"))
+    assert.equal("backups/b1/velero-backup.json", ckf.velero.key("", "b1"))
+    assert.equal("a/b/2026-01-01T10:00:00Z.md5", ckf.mysql.key("a/b/", "2026-01-01T10:00:00Z"))
   end)
 
   it("gates storage import on Kubernetes below juju 3.6.12 unless the client has the flag", function()

@@ -1,0 +1,23 @@
+--- ckfb.sys: what scripts and hooks may ask of the host (host/sys.c; ckfb.core.*
+-- is private to the stdlib): its version, terminals, the process, a stop.
+local sys = require "ckfb.core.sys"
+local loop = require "ckfb.core.loop"
+
+local M = {}
+
+--- ckfb's version ("0.4.0-12-gabcdef").
+M.version = sys.version
+
+--- isatty(fd) -> whether file descriptor fd is a terminal.
+M.isatty = sys.isatty
+
+--- getpid() -> this process's id.
+M.getpid = sys.getpid
+
+--- interrupted() -> the signal number (SIGINT 2, SIGTERM 15) once the run was asked to stop, else nil.
+M.interrupted = sys.interrupted
+
+--- now() -> seconds on a monotonic clock (for durations, not dates).
+M.now = loop.now
+
+return M
