@@ -1,6 +1,9 @@
 --- ckfb.config: a YAML configuration checked against a schema of defaults.
 -- Every key of the schema may be given; an unknown key is an error that
--- names it (with its path), and so is a value of the wrong type.
+-- names it (with its path), and so is a value of the wrong type. The schema
+-- says what is a list: a non-empty list, or json.array() for an empty one;
+-- an empty mapping ({}) takes any keys (labels, say); json.null takes an
+-- optional open mapping.
 local yaml = require "ckfb.yaml"
 local json = require "ckfb.json"
 local errors = require "ckfb.error"
@@ -14,16 +17,10 @@ local function describe(v)
   return type(v)
 end
 
---- A deep copy that keeps what YAML aliases share shared: a table seen
--- before is the same copy again, so an alias costs one table, not its expansion.
-local function copy(v, seen)
-  if type(v) ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local out = {}
-  seen[v] = out
-  for k, x in pairs(v) do out[k] = copy(x, seen) end
-  return out
+local copy = json.copy
+
+local function is_list(schema)
+  return #schema > 0 or json.is_array(schema)
 end
 
 --- Merges `given` over a copy of `defaults`, checking names and types.
@@ -31,12 +28,13 @@ end
 local function merge(defaults, given, path)
   local out = copy(defaults)
   if given == nil or given == json.null then return out end
-  local want_list = #defaults > 0 or (next(defaults) == nil and path ~= "" and path:match("s$") ~= nil)
-  if type(given) ~= "table" or (#given > 0 and not want_list) then
+  local want_list = is_list(defaults)
+  if type(given) ~= "table" or (#given > 0 and not want_list) or (want_list and next(given) ~= nil and #given == 0) then
     return nil, string.format("%s must be a %s, not a %s", path == "" and "the configuration" or path,
       want_list and "list" or "mapping", describe(given))
   end
-  if #defaults > 0 or (next(defaults) == nil and #given > 0) then return copy(given) end  -- a list: replaced
+  if want_list then return setmetatable(copy(given), getmetatable(defaults)) end  -- a list: replaced
+  if next(defaults) == nil then return copy(given) end  -- an open mapping
   for k, v in pairs(given) do
     local where = path == "" and tostring(k) or (path .. "." .. tostring(k))
     local d = defaults[k]

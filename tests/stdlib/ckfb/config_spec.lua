@@ -12,14 +12,14 @@ local function write(text)
   return path
 end
 
-local DEFAULTS = { model = "kubeflow", wait = 900, targets = {}, hooks = json.null }
+local DEFAULTS = { model = "kubeflow", wait = 900, targets = json.array(), labels = {}, hooks = json.null }
 
 describe("ckfb.config", function()
   after_each(function() os.remove(TMP .. "/config_spec.yaml") end)
 
   it("merges a file over the defaults and names an unknown key by its path", function()
     local cfg = assert(config.load(DEFAULTS, { file = write("wait: 60\ntargets: [a, b]\n") }))
-    assert.same({ model = "kubeflow", wait = 60, targets = { "a", "b" }, hooks = json.null }, cfg)
+    assert.same({ model = "kubeflow", wait = 60, targets = { "a", "b" }, labels = {}, hooks = json.null }, cfg)
     local _, err = config.load(DEFAULTS, { file = write("hooks: {x: 1}\nwiat: 60\n") })
     assert.equal("config", err.code)
     assert.matches("unknown key 'wiat'$", err.message)
@@ -33,13 +33,23 @@ describe("ckfb.config", function()
     end
     lines[#lines + 1] = "targets: *t4"
     local path = write(table.concat(lines, "\n") .. "\n")
-    local schema = { items = {}, targets = {}, hooks = json.null }
+    local schema = { items = json.array(), targets = json.array(), hooks = json.null }
     collectgarbage()
     local before = collectgarbage("count")
     local cfg = assert(config.load(schema, { file = path }))
     assert.equal(cfg.targets[1], cfg.targets[2])  -- a list copied once, not ten times
     assert.equal(cfg.targets[1][1], cfg.targets[2][9])
     assert.is_true(collectgarbage("count") - before < 2048, "well under the 111,111 tables of an expansion")
+  end)
+
+  it("takes lists where the schema declares them, and any keys in an empty mapping", function()
+    local cfg = assert(config.load(DEFAULTS, { file = write("labels: {team: a, tier: gold}\ntargets: []\n") }))
+    assert.same({ team = "a", tier = "gold" }, cfg.labels)      -- a key ending in "s" is not a list
+    assert.is_true(json.is_array(cfg.targets))
+    local _, err = config.load(DEFAULTS, { file = write("targets: {a: 1}\n") })
+    assert.matches("targets must be a list, not a mapping$", err.message)
+    _, err = config.load(DEFAULTS, { file = write("labels: [a]\n") })
+    assert.matches("labels must be a mapping, not a list$", err.message)
   end)
 
   it("refuses a file of several YAML documents (found by the fuzzer: the second was taken for an error)", function()
