@@ -130,7 +130,9 @@ local function report(err, verbose)
   io.stdout:flush()
   io.stderr:write("ckfb: ", first, "\n")
   if verbose then
-    io.stderr:write(redact(text:sub(#first + 2)), redact(sys.traceback()), "\n")
+    local task = package.loaded["ckfb.task"]
+    local origin = task and task.traceback_of(err)   -- a task's error: where it failed, not where it was waited for
+    io.stderr:write(redact(text:sub(#first + 2)), redact(origin or sys.traceback()), "\n")
   end
 end
 

@@ -107,7 +107,7 @@ local function execute(chunk)
   local task = require "ckfb.task"
   local t = task.spawn(chunk)
   local results = table.pack(xpcall(function() return t:wait() end, function(e)
-    last_traceback = debug.traceback(tostring(e), 2)
+    last_traceback = task.traceback_of(e) or debug.traceback(tostring(e), 2)
     return e
   end))
   if not t:done() then t:cancel() end  -- interrupted while it waited

@@ -193,12 +193,27 @@ function Task:cancel()
   settle(self, "cancelled", errors.new("task.cancelled", "task was cancelled"))
 end
 
+-- The last task error raised again in its waiter, with the traceback of the frame
+-- that failed inside the task (the waiter's own traceback only shows the wait).
+local reraised = {}
+
+local function raise_again(t)
+  reraised.error, reraised.traceback = t.error, t.traceback
+  error(t.error, 0)
+end
+
+--- traceback_of(err) -> the traceback of the task frame that raised err, when err came
+-- out of a task (for -v and the prompt's :traceback), else nil.
+function M.traceback_of(err)
+  if err ~= nil and rawequal(err, reraised.error) then return reraised.traceback end
+end
+
 --- Waits for the task; returns its results or raises its error.
 function Task:wait()
   wait_until(function() return finished(self) end, self)
   self.observed = true
   if self.status == "done" then return table.unpack(self.results, 1, self.results.n) end
-  error(self.error, 0)
+  raise_again(self)
 end
 
 function Task:done()
@@ -220,7 +235,7 @@ function M.all(fns)
   if group.failed then
     for _, t in ipairs(tasks) do t:cancel() end
     group.failed.observed = true
-    error(group.failed.error, 0)
+    raise_again(group.failed)
   end
   local results = {}
   for i, t in ipairs(tasks) do
@@ -258,7 +273,7 @@ function M.finish()
   for _, t in ipairs(failures) do
     if not t.observed then
       t.observed = true
-      error(t.error, 0)
+      raise_again(t)
     end
   end
 end

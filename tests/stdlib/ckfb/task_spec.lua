@@ -123,4 +123,22 @@ describe("ckfb.task", function()
     assert.has_error(function() task.sleep(-1) end)
     assert.has_error(function() task.all(nil) end)
   end)
+
+  it("keeps the traceback of the task frame that failed, for -v", function()
+    local tmp = assert(os.getenv("CKFB_TEST_TMP"))
+    local script = tmp .. "/failing_task.lua"
+    assert(require("ckfb.file").write(script, table.concat({
+      "local task = require 'ckfb.task'",
+      "local function deep(t)",
+      "  return t.missing.field",
+      "end",
+      "task.all { function() task.sleep(0) return deep({}) end }",
+    }, "\n") .. "\n"))
+    local r = assert(proc.run({ assert(os.getenv("CKFB")), "-v", script }, { timeout = 30 }))
+    os.remove(script)
+    assert.equal(1, r.code)
+    assert.matches("failing_task%.lua:3: in ", r.stderr)   -- the frame in the task, not only task.lua's wait
+    local first = r.stderr:match("^[^\n]*")
+    assert.matches("^ckfb: .*failing_task%.lua:3: attempt to index", first)
+  end)
 end)
