@@ -30,7 +30,7 @@ int luaopen_ckfb_core_http (lua_State *L);
 int luaopen_ckfb_core_yaml (lua_State *L);
 int luaopen_ckfb_core_sys (lua_State *L);
 int luaopen_ckfb_core_file (lua_State *L);
-int luaopen_ckfb_core_s3 (lua_State *L);
+int luaopen_ckfb_core_hash (lua_State *L);
 int luaopen_ckfb_core_repl (lua_State *L);
 
 

@@ -1,5 +1,5 @@
 /*
-** s3.c: the hashing SigV4 needs (module "ckfb.core.s3"): SHA-256 and
+** hash.c: the hashing SigV4 needs (module "ckfb.core.hash"): SHA-256 and
 ** HMAC-SHA256 (FIPS 180-4, RFC 2104). ckfb signs S3 requests itself
 ** (stdlib/ckfb/s3.lua) instead of using CURLOPT_AWS_SIGV4: Debian's libcurl
 ** 7.88 signs the query unsorted, valueless parameters without "=", and the
@@ -168,14 +168,14 @@ static int l_hmac_sha256 (lua_State *L) {
 }
 
 
-static const luaL_Reg s3_funcs[] = {
+static const luaL_Reg hash_funcs[] = {
   {"sha256_hex", l_sha256_hex},
   {"hmac_sha256", l_hmac_sha256},
   {NULL, NULL}
 };
 
 
-int luaopen_ckfb_core_s3 (lua_State *L) {
-  luaL_newlib(L, s3_funcs);
+int luaopen_ckfb_core_hash (lua_State *L) {
+  luaL_newlib(L, hash_funcs);
   return 1;
 }

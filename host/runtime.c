@@ -30,7 +30,7 @@ static const luaL_Reg c_modules[] = {
   {"ckfb.core.yaml", luaopen_ckfb_core_yaml},
   {"ckfb.core.sys", luaopen_ckfb_core_sys},
   {"ckfb.core.file", luaopen_ckfb_core_file},
-  {"ckfb.core.s3", luaopen_ckfb_core_s3},
+  {"ckfb.core.hash", luaopen_ckfb_core_hash},
   {"ckfb.core.repl", luaopen_ckfb_core_repl},
   {NULL, NULL}
 };

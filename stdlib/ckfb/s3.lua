@@ -1,5 +1,5 @@
 --- ckfb.s3: S3-compatible object storage (AWS S3, MinIO, Ceph RGW) over
--- ckfb.http, signed with SigV4 by ckfb itself (host/s3.c says why).
+-- ckfb.http, signed with SigV4 by ckfb itself (host/hash.c says why).
 --
 -- Configuration as the AWS tools do it: a table, else the environment
 -- (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION or
@@ -13,7 +13,7 @@
 -- err.detail has the status, S3's Code, Message and request id, the
 -- endpoint and the bucket. 500, 503 and SlowDown are retried with backoff.
 -- The secret key and session token are registered as log secrets.
-local core = require "ckfb.core.s3"
+local core = require "ckfb.core.hash"
 local http = require "ckfb.http"
 local task = require "ckfb.task"
 local errors = require "ckfb.error"

@@ -1,8 +1,8 @@
 /*
-** C unit tests for host/s3.c: SHA-256 (FIPS 180-4 examples) and HMAC-SHA256
+** C unit tests for host/hash.c: SHA-256 (FIPS 180-4 examples) and HMAC-SHA256
 ** (RFC 4231 test cases 1, 2 and 6), including the block-boundary lengths.
 */
-#include "../../host/s3.c"
+#include "../../host/hash.c"
 
 #include "tap.h"
 
