@@ -10,7 +10,7 @@ local http = require "ckfb.http"
 local task = require "ckfb.task"
 local json = require "ckfb.json"
 local log = require "ckfb.log"
-local loop = require "ckfb.core.loop"
+local sys = require "ckfb.sys"
 
 local function parse_args(args)
   local o = { children = 20 }
@@ -53,11 +53,11 @@ end
 local function fan_out(n)
   local jobs = {}
   for i = 1, n do jobs[i] = function() return proc.run({ "sleep", "0.2" }).code end end
-  local start = loop.now()
+  local start = sys.now()
   local codes = { task.all(jobs) }
   local failed = 0
   for _, c in ipairs(codes) do if c ~= 0 then failed = failed + 1 end end
-  return { children = n, failed = failed, seconds = loop.now() - start }
+  return { children = n, failed = failed, seconds = sys.now() - start }
 end
 
 local function fetch(url)

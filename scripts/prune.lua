@@ -70,7 +70,7 @@ end
 --- The objects of one database backup: <path>/<id>.md5, .metadata, .backup.log and <path>/<id>/...
 local function backup_objects(store, db, backup_id)
   local base = ckf.mysql.key_base(db.path, backup_id)
-  local listed, err = store:list { bucket = db.bucket, prefix = base }
+  local listed, err = store:list(db.bucket, { prefix = base })
   if not listed then return nil, err end
   local keys = {}
   for _, o in ipairs(listed.objects) do
@@ -95,7 +95,7 @@ local function delete_set(cfg, store, m, live, kept)
     if store and d.backup_id and db and db.backups[d.backup_id] and not kept[d.app .. ":" .. d.backup_id] then
       local keys, err = backup_objects(store, db, d.backup_id)
       if not keys then return nil, err end
-      local result = store:delete(db.bucket, keys)
+      local result = store:delete_many(db.bucket, keys)
       if next(result.errors) then return nil, select(2, next(result.errors)) end
     end
   end

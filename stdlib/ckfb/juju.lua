@@ -413,22 +413,33 @@ function M.wait(predicate, opts)
   end
 end
 
---- config(app, nil, {model}) -> {key = value} | nil, err
---- config(app, {key = value}, {model}) -> true | nil, err (values go in a file, not argv)
-function M.config(app, changes, opts)
-  local model = need_model(opts, "config")
-  if changes == nil then
-    local v, err = call_json({ "config", "-m", model, app, "--format", "json" }, opts.timeout or 60)
-    if not v then return nil, err end
-    local settings = {}
-    for k, s in pairs(v.settings or {}) do settings[k] = s.value end
-    return settings
-  end
+--- config_get(app, {model}) -> {key = value} | nil, err
+function M.config_get(app, opts)
+  local model = need_model(opts, "config_get")
+  local v, err = call_json({ "config", "-m", model, app, "--format", "json" }, opts.timeout or 60)
+  if not v then return nil, err end
+  local settings = {}
+  for k, s in pairs(v.settings or {}) do settings[k] = s.value end
+  return settings
+end
+
+--- config_set(app, {key = value}, {model}) -> true | nil, err (values go in a file, not argv)
+function M.config_set(app, changes, opts)
+  local model = need_model(opts, "config_set")
+  if type(changes) ~= "table" then error("juju.config_set: expected a table of changes", 2) end
   local handle <close>, perr = params_file({ [app] = changes })
   if not handle then return nil, perr or errors.new("juju.config", "no changes given") end
   local r, err = call_ok({ "config", "-m", model, app, "--file", handle.path }, opts.timeout or 60)
   if not r then return nil, err end
   return true
+end
+
+--- config(app, nil | changes, opts): the old joint form of config_get and config_set.
+function M.config(app, changes, opts)
+  require("ckfb.log").deprecated("juju.config(app, changes, opts)", "juju.config_get(app, opts) or "
+    .. "juju.config_set(app, changes, opts)")
+  if changes == nil then return M.config_get(app, opts) end
+  return M.config_set(app, changes, opts)
 end
 
 --- storage{model} -> {id = {kind, status, attachments, ...}} | nil, err

@@ -117,4 +117,14 @@ function M.print(...)
   io.stdout:write(to_terminal and M.printable(text) or text, "\n")  -- a pipe gets the bytes as they are
 end
 
+local deprecated_seen = {}
+
+--- deprecated(old, new): once per run and per old form, a warning that old still works
+-- for this release and new replaces it.
+function M.deprecated(old, new)
+  if deprecated_seen[old] then return end
+  deprecated_seen[old] = true
+  M.warn("%s is deprecated (it goes in the next release): use %s", old, new)
+end
+
 return M

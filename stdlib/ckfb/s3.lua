@@ -347,9 +347,20 @@ function Client:head_bucket(bucket)
   return true
 end
 
---- pages{bucket, prefix, delimiter, start_after, max_keys} -> iterator of
+--- The (bucket, opts) of list and pages; the old single table still works, with a warning.
+local function list_args(method, bucket, opts)
+  if type(bucket) == "table" then
+    require("ckfb.log").deprecated("s3:" .. method .. "{bucket = ...}", "s3:" .. method .. "(bucket, opts)")
+    bucket, opts = bucket.bucket, bucket
+  end
+  if type(bucket) ~= "string" then error("s3." .. method .. ": a bucket name is required", 3) end
+  return bucket, opts or {}
+end
+
+--- pages(bucket, {prefix, delimiter, start_after, max_keys}) -> iterator of
 -- (objects, prefixes) per ListObjectsV2 page; a failure yields false, err.
-function Client:pages(opts)
+function Client:pages(bucket, opts)
+  bucket, opts = list_args("pages", bucket, opts)
   local token, done = nil, false
   return function()
     if done then return nil end
@@ -357,7 +368,7 @@ function Client:pages(opts)
     local query = { ["list-type"] = "2", ["encoding-type"] = "url", prefix = opts.prefix, delimiter = opts.delimiter,
       ["max-keys"] = opts.max_keys and tostring(opts.max_keys), ["continuation-token"] = token,
       ["start-after"] = not token and opts.start_after or nil }
-    local response, err = self:request { method = "GET", bucket = opts.bucket, query = query }
+    local response, err = self:request { method = "GET", bucket = bucket, query = query }
     if not response then done = true; return false, err end
     local result = child(xml_parse(response.body), "ListBucketResult")
     local decode = child_text(result, "EncodingType") == "url" and url_decode or function(v) return v end
@@ -376,11 +387,11 @@ function Client:pages(opts)
   end
 end
 
---- list{bucket, prefix, delimiter, start_after} -> {objects = {...}, prefixes = {...}} | nil, err
-function Client:list(opts)
-  if type(opts) ~= "table" or type(opts.bucket) ~= "string" then error("s3.list: opts.bucket is required", 2) end
+--- list(bucket, {prefix, delimiter, start_after}) -> {objects = {...}, prefixes = {...}} | nil, err
+function Client:list(bucket, opts)
+  bucket, opts = list_args("list", bucket, opts)
   local all = { objects = {}, prefixes = {} }
-  for objects, prefixes in self:pages(opts) do
+  for objects, prefixes in self:pages(bucket, opts) do
     if not objects then return nil, prefixes end
     table.move(objects, 1, #objects, #all.objects + 1, all.objects)
     table.move(prefixes, 1, #prefixes, #all.prefixes + 1, all.prefixes)
@@ -532,14 +543,21 @@ function Client:put(bucket, key, source, opts)
 end
 
 --- delete(bucket, key) -> true | nil, err
---- delete(bucket, {key, ...}) -> {deleted = {...}, errors = {key = err}}: eight
--- DELETEs at a time (DeleteObjects would need Content-MD5).
-function Client:delete(bucket, keys)
-  if type(keys) == "string" then
-    local r, err = self:request { method = "DELETE", bucket = bucket, key = keys }
-    if not r then return nil, err end
-    return true
+function Client:delete(bucket, key)
+  if type(key) == "table" then
+    require("ckfb.log").deprecated("s3:delete(bucket, {keys})", "s3:delete_many(bucket, keys)")
+    return self:delete_many(bucket, key)
   end
+  if type(key) ~= "string" then error("s3.delete: a key is required", 2) end
+  local r, err = self:request { method = "DELETE", bucket = bucket, key = key }
+  if not r then return nil, err end
+  return true
+end
+
+--- delete_many(bucket, {key, ...}) -> {deleted = {...}, errors = {key = err}}: eight
+-- DELETEs at a time (DeleteObjects would need Content-MD5).
+function Client:delete_many(bucket, keys)
+  if type(keys) ~= "table" then error("s3.delete_many: a list of keys is required", 2) end
   local result, jobs = { deleted = {}, errors = {} }, {}
   for i, key in ipairs(keys) do
     jobs[i] = function()

@@ -268,7 +268,7 @@ function M.list(cfg, store)
   end
   if store then
     local prefix = M.s3_key(cfg, ""):gsub("%.json$", "")
-    local listed, err = store:list { bucket = cfg.s3.bucket, prefix = prefix }
+    local listed, err = store:list(cfg.s3.bucket, { prefix = prefix })
     if not listed then return nil, err end
     for _, o in ipairs(listed.objects) do
       local name = o.key:sub(#prefix + 1)

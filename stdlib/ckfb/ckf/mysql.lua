@@ -84,7 +84,7 @@ function M.storage(cfg, status, db)
   if not integrator then
     return nil, errors.new("ckf.no_storage", "no s3-integrator is related to it (the guide's step 1)")
   end
-  local settings, err = juju.config(integrator, nil, { model = cfg.models.kubeflow })
+  local settings, err = juju.config_get(integrator, { model = cfg.models.kubeflow })
   if not settings then return nil, err end
   if type(settings.bucket) ~= "string" or settings.bucket == "" then
     return nil, errors.new("ckf.no_storage", integrator .. " has no bucket configured")

@@ -61,7 +61,7 @@ function M.storage(cfg, status)
   local rels = type(app) == "table" and app.relations and app.relations["s3-credentials"]
   local integrator = type(rels) == "table" and rels[1] and rels[1]["related-application"]
   if type(integrator) ~= "string" then return nil end
-  local settings = juju.config(integrator, nil, { model = cfg.models.velero })
+  local settings = juju.config_get(integrator, { model = cfg.models.velero })
   return settings and settings.bucket and { bucket = settings.bucket, path = settings.path or "" }
 end
 

@@ -350,12 +350,25 @@ describe("ckfb.juju", function()
 
   describe("config, models, version", function()
     it("reads and changes config through a file", function()
-      assert.equal("ckf-db-backups", assert(juju.config("s3-integrator", nil, KF)).bucket)
-      assert.is_true(juju.config("s3-integrator", { bucket = "other-bucket" }, KF))
-      assert.equal("other-bucket", juju.config("s3-integrator", nil, KF).bucket)
+      assert.equal("ckf-db-backups", assert(juju.config_get("s3-integrator", KF)).bucket)
+      assert.is_true(juju.config_set("s3-integrator", { bucket = "other-bucket" }, KF))
+      assert.equal("other-bucket", juju.config_get("s3-integrator", KF).bucket)
       for _, argv in ipairs(fake.argvs("config")) do
         assert.is_false(contains(argv, "bucket=other-bucket"))
       end
+    end)
+
+    it("keeps the old joint config(app, changes, opts) for a release, saying so once", function()
+      local said, warn = {}, log.warn
+      log.warn = function(fmt, ...) said[#said + 1] = string.format(fmt, ...) end
+      local ok, err = pcall(function()
+        assert.is_true(juju.config("s3-integrator", { bucket = "third-bucket" }, KF))
+        assert.equal("third-bucket", juju.config("s3-integrator", nil, KF).bucket)
+      end)
+      log.warn = warn
+      assert(ok, err)
+      assert.equal(1, #said)
+      assert.matches("^juju%.config%(app, changes, opts%) is deprecated .*use juju%.config_get", said[1])
     end)
 
     it("lists models and reads the version", function()

@@ -66,7 +66,7 @@ describe("ckfb.s3", function()
       -- s3rver escapes "&" twice in listings (real S3 does not, and with
       -- encoding-type=url sends keys URL-encoded): compare the others
       local listed, expected = {}, {}
-      for _, o in ipairs(assert(c:list { bucket = BUCKET, prefix = "keys/" }).objects) do
+      for _, o in ipairs(assert(c:list(BUCKET, { prefix = "keys/" })).objects) do
         if not o.key:find("&", 1, true) then listed[#listed + 1] = o.key:sub(6) end
       end
       for _, key in ipairs(keys) do
@@ -80,18 +80,18 @@ describe("ckfb.s3", function()
     it("lists every page, with common prefixes for a delimiter", function()
       for i = 1, 7 do assert(c:put(BUCKET, string.format("paged/%02d", i), { body = tostring(i) })) end
       assert(c:put(BUCKET, "paged/sub/x", { body = "x" }))
-      local all = assert(c:list { bucket = BUCKET, prefix = "paged/", max_keys = 3 })
+      local all = assert(c:list(BUCKET, { prefix = "paged/", max_keys = 3 }))
       assert.equal(8, #all.objects)
       local pages = 0
-      for objects, err in c:pages { bucket = BUCKET, prefix = "paged/", max_keys = 3 } do
+      for objects, err in c:pages(BUCKET, { prefix = "paged/", max_keys = 3 }) do
         assert(objects, err)
         pages = pages + 1
       end
       assert.equal(3, pages)
-      local shallow = assert(c:list { bucket = BUCKET, prefix = "paged/", delimiter = "/" })
+      local shallow = assert(c:list(BUCKET, { prefix = "paged/", delimiter = "/" }))
       assert.equal(7, #shallow.objects)
       assert.same({ "paged/sub/" }, shallow.prefixes)
-      local after = assert(c:list { bucket = BUCKET, prefix = "paged/", start_after = "paged/05" })
+      local after = assert(c:list(BUCKET, { prefix = "paged/", start_after = "paged/05" }))
       assert.equal(3, #after.objects)
     end)
 
@@ -108,9 +108,29 @@ describe("ckfb.s3", function()
       local _, gone = c:stat(BUCKET, "meta/two")
       assert.equal("s3.no_such_key", gone.code)
       for i = 1, 5 do assert(c:put(BUCKET, "batch/" .. i, { body = "x" })) end
-      local result = c:delete(BUCKET, { "batch/1", "batch/2", "batch/3", "batch/4", "batch/5" })
+      local result = c:delete_many(BUCKET, { "batch/1", "batch/2", "batch/3", "batch/4", "batch/5" })
       assert.equal(5, #result.deleted)
-      assert.same({}, assert(c:list { bucket = BUCKET, prefix = "batch/" }).objects)
+      assert.same({}, assert(c:list(BUCKET, { prefix = "batch/" })).objects)
+    end)
+
+    it("keeps the old list, pages and delete forms for a release, each saying so once", function()
+      local said, warn = {}, log.warn
+      log.warn = function(fmt, ...) said[#said + 1] = string.format(fmt, ...) end
+      for i = 1, 3 do assert(c:put(BUCKET, "old/" .. i, { body = "x" })) end
+      local ok, err = pcall(function()
+        assert.equal(3, #assert(c:list { bucket = BUCKET, prefix = "old/" }).objects)
+        assert.equal(3, #assert(c:list { bucket = BUCKET, prefix = "old/" }).objects)
+        for objects in c:pages { bucket = BUCKET, prefix = "old/" } do assert.equal(3, #objects) end
+        assert.equal(3, #c:delete(BUCKET, { "old/1", "old/2", "old/3" }).deleted)
+      end)
+      log.warn = warn
+      assert(ok, err)
+      assert.same({
+        "s3:list{bucket = ...} is deprecated (it goes in the next release): use s3:list(bucket, opts)",
+        "s3:pages{bucket = ...} is deprecated (it goes in the next release): use s3:pages(bucket, opts)",
+        "s3:delete(bucket, {keys}) is deprecated (it goes in the next release): use s3:delete_many(bucket, keys)",
+      }, said)
+      assert.error_matches(function() c:list(nil, {}) end, "s3%.list: a bucket name is required")
     end)
 
     it("streams a file up and down, and goes multipart with parallel parts above part_size", function()
