@@ -168,9 +168,15 @@ local function velero_step(run, p, target)
       end
       return lines
     end,
-    run = function()
+    run = function(step)
       local r = component(run.velero, "target", target, true)
+      local client, phase = run.checks.found.k8s, nil
+      local watcher = client and task.spawn(velero.watch, client, cfg, target, function(text, now)
+        p:note(step, text, now ~= phase)
+        phase = now
+      end)
       local b, err = velero.backup(cfg, target)
+      if watcher then watcher:cancel() end
       if not b then
         r.status, r.error = "failed", err.message
         if errors.is(err, "ckf.still_running") then r.status, r.task_id = "running", err.detail.task_id end

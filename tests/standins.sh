@@ -56,11 +56,13 @@ YAML
   export HOME=$STANDINS/home
   mkdir -p "$HOME/snap/juju"
   export FAKE_JUJU_STATE=$STANDINS/juju-state.json FAKE_JUJU_LOG=$STANDINS/juju-calls.log
-  /usr/bin/python3 - "$here/emulators/ckf-state.json" "$FAKE_JUJU_STATE" "$CKFB_TEST_S3" <<'PY'
+  /usr/bin/python3 - "$here/emulators/ckf-state.json" "$FAKE_JUJU_STATE" "$CKFB_TEST_S3" "$CKFB_TEST_K8S" \
+    "$STANDINS/certs/ca.crt" <<'PY'
 import json, sys
 state = json.load(open(sys.argv[1]))
 endpoint = sys.argv[3]
 state["s3"] = {"endpoint": endpoint, "access_key": "AKIDTEST", "secret_key": "testsecret"}
+state["k8s"] = {"server": sys.argv[4], "ca": sys.argv[5], "token": "admin-token"}
 for model in state["models"].values():
     for app in model["applications"].values():
         if app["charm"] == "s3-integrator":

@@ -142,6 +142,12 @@ local function run_with_retries(step)
   return result, err
 end
 
+--- note(step, detail [, milestone]): what a running step is doing now, for the view.
+function Plan:note(step, detail, milestone)
+  step.progress = detail
+  if self.view then self.view:note(step.id, detail, milestone) end
+end
+
 --- Runs one step: hooks, view, timing, retries; -> its result | nil, err.
 function Plan:run_step(step)
   if step.already_done then

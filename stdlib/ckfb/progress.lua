@@ -60,6 +60,10 @@ end
 local function step_line(s, now)
   local elapsed = s.started and ((s.finished or now) - s.started) or nil
   local state = s.state == "queued" and "queued" or ""
+  if s.state == "running" and s.detail then  -- what it is doing now goes before the label, so 80 columns show it
+    return string.format(" %s %6s %-6s %s · %s", MARKS[s.state], clock(elapsed), state, log.printable(s.detail),
+      log.printable(s.label))
+  end
   return string.format(" %s %6s %-6s %s  %s", MARKS[s.state], clock(elapsed), state, log.printable(s.label),
     log.printable(s.detail or ""))
 end
@@ -129,6 +133,16 @@ function View:start(id)
   if not self.live then log.info("%s: started", s.label) end
   self:draw()
   self:tick()
+end
+
+--- What a running step is doing now (a phase, a count); milestone: also logged when the
+-- view is not live (a phase change, not every count).
+function View:note(id, detail, milestone)
+  local s = self.by_id[id]
+  if s.state ~= "running" then return end
+  s.detail = detail
+  if not self.live and milestone then log.info("%s: %s", s.label, detail) end
+  self:draw()
 end
 
 --- Marks a step ok, failed, skipped or not run, with a short detail.

@@ -427,6 +427,30 @@ describe("ckfb backup keeps a true record", function()
       steps)
   end)
 
+  it("shows each velero Backup's phase and items as Velero reports them, watched through Kubernetes", function()
+    local http = require "ckfb.http"
+    local function velero_speed(items, delay)
+      assert(http.request { method = "POST", url = os.getenv("CKFB_TEST_K8S") .. "/__control/velero",
+        body = json.encode { items = items, item_delay = delay }, tls = { ca_file = STANDINS .. "/certs/ca.crt" } })
+    end
+    velero_speed(3, 0.1)
+    local r = backup()
+    velero_speed(5, 0)
+    assert.equal(0, r.code, r.stderr)
+    local label = "velero create%-backup target=minio:velero%-backup%-config model=kubeflow: "
+    local started = r.stderr:find(label .. "started")
+    local progress = r.stderr:find(label .. "InProgress 0/3 items")
+    local completed = r.stderr:find(label .. "Completed 3/3 items")
+    local ok = r.stderr:find(label .. "ok")
+    assert.truthy(started and progress and completed and ok, r.stderr)
+    assert.truthy(started < progress and progress < completed and completed < ok)
+    local backups = kube():list("backups.velero.io", { namespace = "velero",
+      label_selector = "app=minio,endpoint=velero-backup-config,model=kubeflow" })
+    local names = {}
+    for _, b in ipairs(backups) do names[b.metadata.name] = b.status.phase end
+    assert.equal("Completed", names[r.report.velero[1].backup_name])
+  end)
+
   it("refuses while another machine's ckfb holds the CKF's Lease, and takes over an expired one", function()
     local c = kube()
     local now = os.date("!%Y-%m-%dT%H:%M:%S.000000Z")

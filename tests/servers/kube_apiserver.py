@@ -25,7 +25,14 @@ Test control (no auth; loopback only):
   POST /__control/flood     {"mode": "noline" | "bookmarks" | null}: watches and followed
                             logs ignore timeoutSeconds and send, until the client hangs
                             up, 64 KiB pieces with no newline, or a BOOKMARK every 0.1 s
+  POST /__control/velero    {"items": n, "item_delay": s}: how the Velero controller stand-in
+                            runs a Backup (default 5 items, no delay)
   GET  /__control/requests  every request seen: [{"method", "path", "user", "auth"}]
+
+A Velero controller stand-in (vmware-tanzu/velero pkg/apis/velero/v1/backup_types.go,
+pkg/controller/backup_controller.go): a Backup created without a status goes to phase
+InProgress with status.progress {totalItems, itemsBackedUp}, one item backed up per
+item_delay, then to Completed with completionTimestamp.
 """
 import base64
 import copy
@@ -73,6 +80,7 @@ class Store:
         self.requests = []
         self.watch_limit = None
         self.flood = None
+        self.velero = {"items": 5, "item_delay": 0}
 
     def next_rv(self):
         self.rv += 1
@@ -284,6 +292,8 @@ class Handler(BaseHTTPRequestHandler):
                 STORE.watch_limit = data["seconds"]
             elif what == "flood":
                 STORE.flood = data["mode"]
+            elif what == "velero":
+                STORE.velero.update(data)
             elif what == "requests":
                 return self.send_json(200, STORE.requests)
             else:
@@ -471,13 +481,19 @@ class Handler(BaseHTTPRequestHandler):
                 return status(400, "BadRequest", "the body of the request was in an unknown format")
             if self.command == "POST":
                 meta = body.get("metadata") or {}
+                if not meta.get("name") and meta.get("generateName"):
+                    meta["name"] = generate_name(meta["generateName"])  # apiserver names.SimpleNameGenerator
+                    body["metadata"] = meta
                 if not meta.get("name"):
                     return status(422, "Invalid", '%s "" is invalid: metadata.name: Required value: name is required'
                                   % kind, {"kind": kind})
                 if (namespace, meta["name"]) in objs:
                     return status(409, "AlreadyExists", '%s "%s" already exists' % (plural, meta["name"]),
                                   {"name": meta["name"], "kind": plural})
-                return self.store_obj(key, body, kind, api_version, namespace, meta["name"], 201, "ADDED")
+                created = self.store_obj(key, body, kind, api_version, namespace, meta["name"], 201, "ADDED")
+                if key == resource_key("velero.io", "backups") and not body.get("status"):
+                    threading.Thread(target=run_velero_backup, args=(key, namespace, meta["name"]), daemon=True).start()
+                return created
             if self.command == "PUT":
                 if current is None:
                     return status(404, "NotFound", '%s "%s" not found' % (plural, name), {"name": name, "kind": plural})
@@ -518,6 +534,38 @@ class Handler(BaseHTTPRequestHandler):
             meta["namespace"] = namespace
         STORE.put(key, obj, event)
         return code, STORE.encoded[id(obj)]
+
+
+NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apiserver names.go: no vowels, no 0, 1, 3
+
+
+def generate_name(prefix):
+    import random
+    return prefix[:58] + "".join(random.choice(NAME_CHARS) for _ in range(5))
+
+
+def now_stamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def run_velero_backup(key, namespace, name):
+    """The Velero server's part: InProgress, one item per item_delay, then Completed."""
+    with STORE.lock:
+        items, delay = int(STORE.velero["items"]), float(STORE.velero["item_delay"])
+    for done in range(items + 1):
+        with STORE.lock:
+            obj = STORE.objects.get(key, {}).get((namespace, name))
+            if obj is None:
+                return
+            obj = copy.deepcopy(obj)
+            st = obj.setdefault("status", {})
+            st.update({"phase": "InProgress", "startTimestamp": st.get("startTimestamp", now_stamp()),
+                       "progress": {"totalItems": items, "itemsBackedUp": done}})
+            if done == items:
+                st.update({"phase": "Completed", "completionTimestamp": now_stamp()})
+            STORE.put(key, obj, "MODIFIED")
+        if done < items:
+            time.sleep(delay)
 
 
 def seed(pods, namespaces, profiles):

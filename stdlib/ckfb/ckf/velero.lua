@@ -106,6 +106,36 @@ function M.backup_command(cfg, target)
     leader(cfg), target, M.model(cfg), juju.go_duration(cfg.velero.wait))
 end
 
+--- progress(backup) -> "InProgress 12/40 items" | "Completed 40/40 items" | the phase alone
+-- (velero pkg/apis/velero/v1/backup_types.go: status.phase, status.progress).
+function M.progress(backup)
+  local st = type(backup) == "table" and type(backup.status) == "table" and backup.status or {}
+  local phase = type(st.phase) == "string" and st.phase or "New"
+  local p = type(st.progress) == "table" and st.progress or {}
+  local done, total = math.tointeger(p.itemsBackedUp) or 0, math.tointeger(p.totalItems)
+  if total then return string.format("%s %d/%d items", phase, done, total) end
+  return phase
+end
+
+--- watch(client, cfg, target, on_change) -> true | nil, err: calls on_change(text, phase)
+-- as the Backup velero-operator creates for target moves on (the charm labels it app,
+-- endpoint and model, charm.py _get_resource_labels, in velero's namespace). Backups
+-- that existed before the watch began are not this run's. Runs until cancelled.
+function M.watch(client, cfg, target, on_change)
+  local app, endpoint = target:match("^([^:]+):(.+)$")
+  local opts = { namespace = select(2, juju.split_model(cfg.models.velero)),
+    label_selector = string.format("app=%s,endpoint=%s,model=%s", app, endpoint, M.model(cfg)) }
+  local before, rv = client:list("backups.velero.io", opts)
+  if not before then return nil, rv end
+  local old = {}
+  for _, b in ipairs(before) do old[b.metadata.name] = true end
+  opts.resource_version = rv
+  return client:watch("backups.velero.io", opts, function(kind, b)
+    local name = type(b) == "table" and type(b.metadata) == "table" and b.metadata.name
+    if kind ~= "DELETED" and name and not old[name] then on_change(M.progress(b), (b.status or {}).phase) end
+  end)
+end
+
 --- restore(cfg, uid) -> the finished task | nil, err
 function M.restore(cfg, uid)
   return juju.run(leader(cfg), "restore", { ["backup-uid"] = uid }, { model = cfg.models.velero,

@@ -73,4 +73,14 @@ describe("ckfb.ckf", function()
     assert.equal(86400 + 3661, ckf.epoch("19700102T010101Z"))
     assert.is_nil(ckf.epoch("yesterday"))
   end)
+
+  it("reads a Velero Backup's phase and items as backup_types.go defines them", function()
+    assert.equal("InProgress 2/7 items",
+      ckf.velero.progress { status = { phase = "InProgress", progress = { totalItems = 7, itemsBackedUp = 2 } } })
+    assert.equal("InProgress 0/7 items", ckf.velero.progress { status = { phase = "InProgress",
+      progress = { totalItems = 7.0 } } })
+    assert.equal("New", ckf.velero.progress { metadata = {} })
+    assert.equal("Completed", ckf.velero.progress { status = { phase = "Completed", progress = "junk" } })
+    assert.equal("New", ckf.velero.progress("junk"))
+  end)
 end)
