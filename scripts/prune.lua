@@ -17,6 +17,7 @@ local ckf = require "ckfb.ckf"
 local json = require "ckfb.json"
 local log = require "ckfb.log"
 local options = require "ckfb.options"
+local plan = require "ckfb.plan"
 local sets = require "ckfb.sets"
 
 local OPTIONS = {
@@ -118,6 +119,54 @@ local function parse(args)
   return opts
 end
 
+--- The commands that delete a set by hand (what delete_set does), for its next steps.
+local function by_hand(cfg, m)
+  local out = {}
+  for _, v in ipairs(m.velero or {}) do
+    if v.backup_name then
+      out[#out + 1] = string.format("juju run -m %s %s/leader run-cli command='backup delete %s --confirm'",
+        cfg.models.velero, cfg.velero.app, v.backup_name)
+    end
+  end
+  for _, d in ipairs(m.databases or {}) do
+    if d.backup_id then
+      out[#out + 1] = string.format("(%s) delete %s.md5, .metadata, .backup.log and %s/ under its s3-integrator's "
+        .. "bucket and path", d.app, d.backup_id, d.backup_id)
+    end
+  end
+  out[#out + 1] = "ckfb prune again, or remove the manifest " .. m.id .. ".json (local and S3)"
+  return out
+end
+
+--- One step per set to delete, one after another; a set that cannot go whole is kept
+-- whole, and the others still go.
+local function declare(p, cfg, store, victims, kept, live)
+  for _, entry in ipairs(victims) do
+    local m = entry.manifest
+    p:stage("delete " .. m.id, { keep_going = true })
+    p:add { stage = "delete " .. m.id, id = m.id, label = "delete backup set " .. m.id .. " ("
+      .. tostring(m.status) .. ")", by_hand = by_hand(cfg, m),
+      on_error = function(err) log.error("could not delete %s (kept whole): %s", m.id, err.message) end,
+      run = function()
+        local done, err = delete_set(cfg, store, m, live, kept)
+        if not done then return nil, err end
+        return { detail = "deleted" }
+      end }
+  end
+end
+
+--- The parts of every trusted set that stays: never deleted.
+local function kept_parts(all, victims)
+  local doomed_ids, kept = {}, {}
+  for _, entry in ipairs(victims) do doomed_ids[entry.manifest.id] = true end
+  for _, entry in ipairs(all) do
+    if entry.trusted and not doomed_ids[entry.manifest.id] then
+      for part in pairs(sets.parts(entry.manifest)) do kept[part] = true end
+    end
+  end
+  return kept
+end
+
 local function main(args)
   local opts, perr = parse(args)
   if not opts then io.stderr:write("ckfb prune: ", perr, " (try 'ckfb prune --help')\n"); return 2 end
@@ -131,40 +180,33 @@ local function main(args)
     if not entry.trusted then log.warn("ignored %s: %s", entry.manifest.id, entry.problem) end
   end
   local victims = doomed(all, opts.keep_n, opts.age, os.time())
-  local report = { deleted = {}, kept = #all - #victims, dry_run = not opts.yes }
-  local doomed_ids = {}
-  for _, entry in ipairs(victims) do doomed_ids[entry.manifest.id] = true end
-  local kept = {}
-  for _, entry in ipairs(all) do
-    if entry.trusted and not doomed_ids[entry.manifest.id] then
-      for part in pairs(sets.parts(entry.manifest)) do kept[part] = true end
+  local report = { deleted = json.array(), kept = #all - #victims, dry_run = not opts.yes }
+  if not opts.yes then
+    for _, entry in ipairs(victims) do
+      io.stderr:write("would delete ", entry.manifest.id, " (", tostring(entry.manifest.status), ")\n")
+      report.deleted[#report.deleted + 1] = entry.manifest.id
     end
+    if #victims > 0 then io.stderr:write("(nothing deleted: add --yes)\n") end
+    if opts.json then print(json.encode(report, { pretty = true })) end
+    return 0
   end
   local live, lerr
-  if opts.yes and #victims > 0 then
+  if #victims > 0 then
     live, lerr = live_state(cfg)
     if not live then io.stderr:write("ckfb prune: ", lerr.message, " (nothing deleted)\n"); return 1 end
   end
-  local code = 0
-  for _, entry in ipairs(victims) do
-    local id = entry.manifest.id
-    if not opts.yes then
-      io.stderr:write("would delete ", id, " (", tostring(entry.manifest.status), ")\n")
-      report.deleted[#report.deleted + 1] = id
-    else
-      local done, derr = delete_set(cfg, store, entry.manifest, live, kept)
-      if done then
-        log.info("deleted backup set %s", id)
-        report.deleted[#report.deleted + 1] = id
-      else
-        log.error("could not delete %s (kept whole): %s", id, derr.message)
-        code = 1
-      end
+  local p = plan.new { kind = "prune", config = cfg, state = function() return { deleted = report.deleted } end }
+  declare(p, cfg, store, victims, kept_parts(all, victims), live)
+  p:run_stages()
+  for _, step in ipairs(p.steps) do
+    if step.status == "ok" then
+      report.deleted[#report.deleted + 1] = step.id
+      log.info("deleted backup set %s", step.id)
     end
   end
-  if not opts.yes and #victims > 0 then io.stderr:write("(nothing deleted: add --yes)\n") end
+  report.plan, report.next_steps = p:describe(), p:next_steps()
   if opts.json then print(json.encode(report, { pretty = true })) end
-  return code
+  return p:failed_step() and 1 or 0
 end
 
 return main({ ... })

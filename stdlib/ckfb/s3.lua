@@ -453,7 +453,8 @@ function Client:get(bucket, key, opts)
     if not r then return nil, gerr end
     return true
   end
-  local f = assert(io.open(opts.file, "wb"))
+  local f, oerr = io.open(opts.file, "wb")
+  if not f then return nil, errors.new("s3.local_file", "cannot write '" .. opts.file .. "': " .. oerr) end
   f:close()
   local jobs = {}
   for i, range in ipairs(ranges(info.size, part)) do
@@ -531,7 +532,8 @@ function Client:put(bucket, key, source, opts)
     if kind ~= "file" then
       return nil, errors.new("s3.local_file", "cannot upload '" .. source.file .. "': not a readable file")
     end
-    local f = assert(io.open(source.file, "rb"))
+    local f, oerr = io.open(source.file, "rb")
+    if not f then return nil, errors.new("s3.local_file", "cannot upload '" .. source.file .. "': " .. oerr) end
     local size = f:seek("end")
     f:close()
     if size > (opts.part_size or 64 * MIB) then return self:multipart(bucket, key, source.file, size, opts) end

@@ -71,7 +71,8 @@ end
 --- A set id unique even for runs in the same second: ckf-<UTC time>-<12 random hex digits>
 -- (48 bits: two thousand ids in one second collide once in 10^8 runs).
 function M.new_id()
-  local f = assert(io.open("/dev/urandom", "rb"))
+  local f = io.open("/dev/urandom", "rb")
+  if not f then error("sets.new_id: /dev/urandom cannot be read: no unique set id can be made", 2) end
   local bytes = f:read(6)
   f:close()
   return "ckf-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. bytes:gsub(".", function(c)
