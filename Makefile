@@ -28,7 +28,7 @@ LDFLAGS += $(SANFLAGS) -Wl,-E
 # Lua and cjson link statically, as Debian's own lua5.4 does: no PLT and no
 # start-up relocations for the interpreter. -Wl,-E (above) exports the Lua
 # API to C modules loaded from disk (busted's lfs, term, system).
-LDLIBS  += -Wl,-Bstatic -llua5.4-cjson -llua5.4 -Wl,-Bdynamic -lyaml -ldl -lm
+LDLIBS  += -Wl,-Bstatic -llua5.4-cjson -llua5.4 -Wl,-Bdynamic -lyaml -ldl -lm -pthread
 
 HOST_SRC = $(wildcard host/*.c)
 HOST_OBJ = $(HOST_SRC:host/%.c=$(BUILD)/obj/%.o)
@@ -86,7 +86,7 @@ setup:
 run: $(BUILD)/ckfb
 	$(Q)CKFB=$(BUILD)/ckfb demo/run
 
-$(BUILD)/tests/%_test: tests/host/%_test.c host/%.c $(HOST_OBJ) $(BUILD)/obj/embedded.o | $(BUILD)/tests
+$(BUILD)/tests/%_test: tests/host/%_test.c tests/host/tap.h host/%.c $(HOST_OBJ) $(BUILD)/obj/embedded.o | $(BUILD)/tests
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -Ihost $(LDFLAGS) -o $@ $< \
 	  $(filter-out $(BUILD)/obj/main.o $(BUILD)/obj/$*.o,$(HOST_OBJ)) $(BUILD)/obj/embedded.o $(LDLIBS)

@@ -5,13 +5,15 @@
 
 static int tap_n = 0, tap_failed = 0;
 
+/* cond is evaluated once: it may have effects (a write, a read). */
 #define ok(cond, ...) do { \
+    int tap_ok_ = (cond) != 0; \
     tap_n++; \
-    if (cond) printf("ok %d - ", tap_n); \
+    if (tap_ok_) printf("ok %d - ", tap_n); \
     else { printf("not ok %d - ", tap_n); tap_failed++; } \
     printf(__VA_ARGS__); \
     printf("\n"); \
-    if (!(cond)) printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+    if (!tap_ok_) printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
   } while (0)
 
 static int tap_done (void) {
