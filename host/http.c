@@ -152,6 +152,10 @@ static const char *error_code (CURLcode rc) {
     case CURLE_SSL_CACERT_BADFILE: return "http.tls";
     case CURLE_READ_ERROR:
     case CURLE_WRITE_ERROR: return "http.io";
+    case CURLE_GOT_NOTHING:   /* the connection dropped before or during the answer */
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE: return "http.dropped";
     default: return "http.error";
   }
 }
@@ -403,7 +407,10 @@ static void set_basics (lua_State *L, http_op *h, const char *url) {
   lcurl.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(luaL_optnumber(L, -1, 30) * 1000));
   lua_getfield(L, 1, "follow");
   lcurl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, (long)lua_toboolean(L, -1));
-  lua_pop(L, 3);
+  /* path_as_is: "." and ".." segments go as they are (an S3 key may hold them) */
+  lua_getfield(L, 1, "path_as_is");
+  lcurl.easy_setopt(e, CURLOPT_PATH_AS_IS, (long)lua_toboolean(L, -1));
+  lua_pop(L, 4);
   const char *proxy = opt_field(L, 1, "proxy");
   if (proxy != NULL)
     lcurl.easy_setopt(e, CURLOPT_PROXY, proxy);

@@ -1,6 +1,6 @@
 --- ckfb.http: HTTP(S) on curl_multi, on the same loop as processes (host/http.c).
 -- Any HTTP status is a response; only transport failures (connection,
--- TLS, timeout, local I/O) are `nil, err`. Bindings on top (k8s, s3) turn
+-- TLS, timeout, local I/O, a connection dropped: http.dropped) are `nil, err`. Bindings on top (k8s, s3) turn
 -- statuses into errors. Query strings never appear in error messages.
 local core = require "ckfb.core.http"
 local task = require "ckfb.task"
@@ -12,7 +12,7 @@ local FIELDS = {
   sink = "string", timeout = "number", connect_timeout = "number", follow = "boolean",
   proxy = "string", tls = "table", stream = "boolean",
   body_offset = "number", body_length = "number", sink_offset = "number", accept_encoding = "boolean",
-  max_body = "number",
+  max_body = "number", path_as_is = "boolean",
 }
 
 local function check(req)
@@ -32,7 +32,8 @@ end
 --           body_offset, body_length (send a range of body_file),
 --           sink_offset (write the body into sink from there, keeping the rest of the file),
 --           accept_encoding = false (no compressed transfer: bodies byte for byte),
---           max_body (bytes of body kept in memory, default 64 MiB: past it, http.too_large)}
+--           max_body (bytes of body kept in memory, default 64 MiB: past it, http.too_large),
+--           path_as_is (send "." and ".." path segments as they are)}
 -- -> {status, headers (lower-case names), body, time} | nil, err
 function M.request(req)
   check(req)
