@@ -1,184 +1,107 @@
 --- ckfb.s3: S3-compatible object storage (AWS S3, MinIO, Ceph RGW) over
--- ckfb.http, signed with SigV4 by ckfb itself (host/hash.c says why).
---
--- Configuration as the AWS tools do it: a table, else the environment
--- (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION or
--- AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE, AWS_PROFILE), else the
--- profile in ~/.aws/credentials and ~/.aws/config. Path-style addressing for
--- a custom endpoint, virtual-host style for AWS (path_style overrides).
+-- ckfb.http, signed with SigV4 by ckfb itself (ckfb.aws.sigv4), as botocore
+-- and s3transfer behave:
+--   * credentials from ckfb.aws.credentials (botocore's chain: the table, the
+--     environment, profiles with roles and web identity, credential_process,
+--     container credentials, IMDSv2), refreshed before they expire;
+--   * the endpoint from the table, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the
+--     profile's endpoint_url; path-style for a custom endpoint and for a bucket
+--     name that is not a DNS label over https (botocore utils.check_dns_name);
+--     a wrong region followed once the server names the right one, and kept;
+--   * uploads with Content-MD5 (Object Lock buckets demand it), binary/octet-stream
+--     by default, multipart parts of at least 5 MiB and at most 10,000 of them;
+--   * retries with backoff and jitter of dropped connections, timeouts, 408, 429,
+--     500, 502, 503, 504, RequestTimeout and SlowDown, and of a 200 answer that
+--     holds an <Error> (botocore handlers.py _handle_200_error);
+--   * downloads to a temporary file renamed on success; ranges pinned by If-Match.
 --
 -- Failures are `nil, err`: err.code is s3.<S3 code in snake case>
 -- (s3.no_such_key, s3.no_such_bucket, s3.access_denied,
 -- s3.signature_does_not_match, s3.clock_skew, ...) or an http.* code;
 -- err.detail has the status, S3's Code, Message and request id, the
--- endpoint and the bucket. 500, 503 and SlowDown are retried with backoff.
--- The secret key and session token are registered as log secrets.
-local core = require "ckfb.core.hash"
+-- endpoint and the bucket. Secrets are registered as log secrets.
+local hash = require "ckfb.core.hash"
 local http = require "ckfb.http"
 local task = require "ckfb.task"
 local errors = require "ckfb.error"
 local log = require "ckfb.log"
 local sys = require "ckfb.core.sys"
+local xml = require "ckfb.aws.xml"
+local sigv4 = require "ckfb.aws.sigv4"
+local credentials = require "ckfb.aws.credentials"
 local read_file = require("ckfb.file").read
 
 local M = {}
 
-local UNSIGNED = "UNSIGNED-PAYLOAD"
-local EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-local RETRIES = 5
 local MIB = 1024 * 1024
+M.PART_SIZE = 64 * MIB          -- multipart above this, in parts of this (s3transfer: 8 MiB)
+M.MIN_PART = 5 * MIB            -- S3's smallest part (but the last)
+M.MAX_PARTS = 10000             -- S3's most parts in one upload
+M.MAX_SINGLE = 5 * 1024 * MIB   -- the largest PUT or CopyObject; above it, multipart (UploadPartCopy)
+M.MAX_OBJECT = 5 * 1024 * 1024 * MIB
+M.DELETE_BATCH = 1000           -- keys per DeleteObjects
+M.MAX_ATTEMPTS = 5              -- AWS_MAX_ATTEMPTS overrides (botocore legacy mode: 5)
+M.MAX_BACKOFF = 20              -- seconds (botocore standard mode)
 
--------------------------------------------------------------------- encoding
-
---- AWS URI encoding: unreserved bytes stay, the rest is %XX in upper case;
--- "/" stays too when keep_slash (object keys in paths).
-local function uri_encode(s, keep_slash)
-  local pattern = keep_slash and "[^%w%-%._~/]" or "[^%w%-%._~]"
-  return (tostring(s):gsub(pattern, function(c) return string.format("%%%02X", c:byte()) end))
-end
+local uri_encode = sigv4.uri_encode
 M._uri_encode = uri_encode
+local xml_parse, child, children, child_text, xml_escape = xml.parse, xml.child, xml.children, xml.text, xml.escape
+M._xml_parse = xml_parse
 
 local function url_decode(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
---- The canonical query string: encoded, sorted, "k=" for valueless parameters.
-local function canonical_query(query)
-  local pairs_ = {}
-  for k, v in pairs(query or {}) do
-    pairs_[#pairs_ + 1] = uri_encode(k) .. "=" .. uri_encode(v == true and "" or v)
-  end
-  table.sort(pairs_)
-  return table.concat(pairs_, "&")
-end
-
-local ENTITIES = { amp = "&", lt = "<", gt = ">", quot = '"', apos = "'" }
-
---- Replaces XML's entities; a malformed or out-of-range character reference
--- (&#xp1; or &#99999999999;) stays as it was.
-local function xml_unescape(s)
-  return (s:gsub("&(#?x?)(%w+);", function(kind, name)
-    if kind == "" then return ENTITIES[name] end
-    if kind == "x" then return nil end
-    local code = math.tointeger(tonumber(name, kind == "#x" and 16 or 10))
-    if code and code >= 0 and code <= 0x10FFFF then return utf8.char(code) end
-  end))
-end
-
-local function xml_escape(s)
-  return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
-    ['"'] = "&quot;", ["'"] = "&apos;" }))
-end
-
---- Parses the XML documents S3 answers with into {name, text, children}.
--- Linear in the input: a node's text is gathered in pieces and joined once
--- when it closes, and a tag cannot span another '<' (so "<a<a<a..." is not
--- rescanned to the end from every '<').
-local function xml_parse(text)
-  local root = { name = "#root", children = {}, pieces = {} }
-  local stack = { root }
-  local function close(node)
-    node.text = xml_unescape(table.concat(node.pieces))
-    node.pieces = nil
-  end
-  local pos = 1
-  while true do
-    local s, e, slash, name, attrs = text:find("<(/?)([%w:_%-%.]+)([^<>]*)>", pos)
-    local top = stack[#stack]
-    top.pieces[#top.pieces + 1] = text:sub(pos, (s or #text + 1) - 1)
-    if not s then break end
-    if slash == "/" then
-      if #stack > 1 then close(top); stack[#stack] = nil end
-    else
-      local node = { name = name:gsub("^.*:", ""), children = {}, pieces = {} }
-      top.children[#top.children + 1] = node
-      if attrs:find("/$") then close(node) else stack[#stack + 1] = node end
-    end
-    pos = e + 1
-  end
-  for i = #stack, 1, -1 do close(stack[i]) end
-  return root
-end
-M._xml_parse = xml_parse
-
-local function child(node, name)
-  for _, c in ipairs(node and node.children or {}) do
-    if c.name == name then return c end
-  end
-end
-
-local function children(node, name)
-  local out = {}
-  for _, c in ipairs(node and node.children or {}) do
-    if c.name == name then out[#out + 1] = c end
-  end
-  return out
-end
-
-local function child_text(node, name)
-  local c = child(node, name)
-  return c and c.text
-end
-
 -------------------------------------------------------------------- configuration
-
-
---- Reads an AWS ini file: {section = {key = value}}.
-local function read_ini(path)
-  local text = path and read_file(path)
-  local sections, current = {}, nil
-  for line in (text or ""):gmatch("[^\r\n]+") do
-    local section = line:match("^%s*%[%s*(.-)%s*%]%s*$")
-    if section then
-      current = {}
-      sections[section:gsub("^profile%s+", "")] = current
-    elseif current and not line:match("^%s*[#;]") then
-      local k, v = line:match("^%s*([%w_%-%.]+)%s*=%s*(.-)%s*$")
-      if k then current[k] = v end
-    end
-  end
-  return sections
-end
 
 local function env(name)
   local v = os.getenv(name)
   if v and v ~= "" then return v end
 end
 
---- The settings of a client: the table, then the environment, then the profile.
+--- The settings of a client: the table, then the environment, then the profile;
+-- cfg.credentials is the ckfb.aws.credentials provider.
 function M.load_config(opts)
   opts = opts or {}
-  local home = env("HOME") or ""
-  local profile_name = opts.profile or env("AWS_PROFILE") or "default"
-  local creds = read_ini(env("AWS_SHARED_CREDENTIALS_FILE") or (home .. "/.aws/credentials"))[profile_name] or {}
-  local conf = read_ini(env("AWS_CONFIG_FILE") or (home .. "/.aws/config"))[profile_name] or {}
-  local function pick(key, env_name, ini_key)
-    return opts[key] or env(env_name) or creds[ini_key] or conf[ini_key]
-  end
+  local files = credentials.files()
+  local profile = opts.profile or env("AWS_PROFILE") or "default"
+  local conf = files.config[profile] or {}
   local cfg = {
-    access_key = pick("access_key", "AWS_ACCESS_KEY_ID", "aws_access_key_id"),
-    secret_key = pick("secret_key", "AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-    session_token = pick("session_token", "AWS_SESSION_TOKEN", "aws_session_token"),
     region = opts.region or env("AWS_REGION") or env("AWS_DEFAULT_REGION") or conf.region or "us-east-1",
-    endpoint = pick("endpoint", "AWS_ENDPOINT_URL", "endpoint_url"),
+    endpoint = opts.endpoint or env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL") or conf.endpoint_url,
     ca_file = opts.ca_file or env("AWS_CA_BUNDLE") or conf.ca_bundle,
     insecure = opts.insecure == true,
+    max_attempts = opts.max_attempts or math.tointeger(tonumber(env("AWS_MAX_ATTEMPTS") or conf.max_attempts))
+      or M.MAX_ATTEMPTS,
   }
-  if not cfg.access_key or not cfg.secret_key then
-    return nil, errors.new("s3.config", "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-      .. "a profile in ~/.aws/credentials, or access_key and secret_key")
-  end
-  log.secret(cfg.secret_key)
-  if cfg.session_token then log.secret(cfg.session_token) end
+  local provider, err = credentials.resolve { access_key = opts.access_key, secret_key = opts.secret_key,
+    session_token = opts.session_token, profile = opts.profile, region = cfg.region, ca_file = cfg.ca_file }
+  if not provider then return nil, errors.new("s3.config", err.message, { cause = err.code }) end
+  cfg.credentials = provider
+  cfg.custom_endpoint = cfg.endpoint ~= nil
   cfg.path_style = opts.path_style
-  if cfg.path_style == nil then cfg.path_style = cfg.endpoint ~= nil end
+  if cfg.path_style == nil then cfg.path_style = cfg.custom_endpoint end
   cfg.endpoint = (cfg.endpoint or ("https://s3." .. cfg.region .. ".amazonaws.com")):gsub("/+$", "")
   local scheme, host = cfg.endpoint:match("^(https?)://([^/]+)$")
   if not scheme then
     return nil, errors.new("s3.config", "the endpoint must look like https://host[:port], got '" .. cfg.endpoint .. "'")
   end
   cfg.scheme, cfg.host = scheme, host:gsub(scheme == "https" and ":443$" or ":80$", "")
+  cfg.proxy = scheme == "http" and M.http_proxy(cfg.host) or nil
   return cfg
+end
+
+--- The proxy for a plain-http endpoint: http_proxy, else HTTP_PROXY (which libcurl
+-- ignores, against httpoxy), unless no_proxy names the host.
+function M.http_proxy(host)
+  local proxy = env("http_proxy") or env("HTTP_PROXY")
+  if not proxy then return nil end
+  local name = host:gsub(":%d+$", ""):lower()
+  for entry in (env("no_proxy") or env("NO_PROXY") or ""):gmatch("[^,%s]+") do
+    entry = entry:lower():gsub("^%.", "")
+    if entry == "*" or name == entry or name:sub(-#entry - 1) == "." .. entry then return nil end
+  end
+  return proxy
 end
 
 -------------------------------------------------------------------- signing
@@ -186,81 +109,59 @@ end
 local Client = { __name = "ckfb.s3.client" }
 Client.__index = Client
 
-local function hmac(key, data)
-  return core.hmac_sha256(key, data)
+--- True when a bucket can be a host name's first label: lower case, 3 to 63 characters,
+-- not an IP address, and no dot over https, where the certificate is a one-label
+-- wildcard (botocore utils.py check_dns_name; minio-go pkg/s3utils).
+function M.dns_compatible(bucket, scheme)
+  if #bucket < 3 or #bucket > 63 or not bucket:match("^[a-z0-9][a-z0-9%.%-]*[a-z0-9]$") then return false end
+  if bucket:find("..", 1, true) or bucket:find(".-", 1, true) or bucket:find("-.", 1, true) then return false end
+  if bucket:match("^%d+%.%d+%.%d+%.%d+$") then return false end
+  return not (scheme == "https" and bucket:find(".", 1, true))
 end
 
-function Client:signing_key(date)
-  self.keys = self.keys or {}
-  if not self.keys[date] then
-    local k = hmac("AWS4" .. self.cfg.secret_key, date)
-    k = hmac(k, self.cfg.region)
-    k = hmac(k, "s3")
-    self.keys[date] = hmac(k, "aws4_request")
-  end
-  return self.keys[date]
+--- The region a bucket is signed for: the one its server named, else the configured one.
+function Client:region_for(bucket)
+  return bucket and self.regions[bucket] or self.cfg.region
 end
 
 --- Host and canonical path of an object (or a bucket when key is nil).
 function Client:locate(bucket, key)
   local cfg = self.cfg
-  local path = key and ("/" .. uri_encode(key, true)) or "/"
   if not bucket then return cfg.host, "/" end
-  if cfg.path_style then
-    return cfg.host, "/" .. uri_encode(bucket) .. (key and path or "")
+  local host = cfg.host
+  local region = self:region_for(bucket)
+  if not cfg.custom_endpoint and region ~= cfg.region then host = "s3." .. region .. ".amazonaws.com" end
+  local path = key and ("/" .. uri_encode(key, true)) or "/"
+  if cfg.path_style or not M.dns_compatible(bucket, cfg.scheme) then
+    return host, "/" .. uri_encode(bucket) .. (key and path or "")
   end
-  return bucket .. "." .. cfg.host, path
+  return bucket .. "." .. host, path
 end
 
-local function clean_header_value(v)
-  return (tostring(v):gsub("^%s+", ""):gsub("%s+$", ""):gsub("%s+", " "))
+--- The credentials now (refreshed when near their expiry) | nil, err.
+function Client:credentials()
+  return self.cfg.credentials:get()
 end
 
---- Signs a request; returns the URL and the headers to send.
+--- Signs a request; returns the URL and the headers to send | nil, err.
 function Client:sign(method, bucket, key, query, headers, payload_hash, now)
-  local cfg = self.cfg
+  local creds, err = self:credentials()
+  if not creds then return nil, err end
   local host, path = self:locate(bucket, key)
-  local amz_date = os.date("!%Y%m%dT%H%M%SZ", now)
-  local date = amz_date:sub(1, 8)
-  local all = { host = host, ["x-amz-date"] = amz_date, ["x-amz-content-sha256"] = payload_hash }
-  if cfg.session_token then all["x-amz-security-token"] = cfg.session_token end
-  for k, v in pairs(headers or {}) do all[k:lower()] = v end
-  local names = {}
-  for k in pairs(all) do names[#names + 1] = k end
-  table.sort(names)
-  local lines = {}
-  for i, k in ipairs(names) do lines[i] = k .. ":" .. clean_header_value(all[k]) .. "\n" end
-  local signed = table.concat(names, ";")
-  local cq = canonical_query(query)
-  local canonical = table.concat({ method, path, cq, table.concat(lines), signed, payload_hash }, "\n")
-  local scope = date .. "/" .. cfg.region .. "/s3/aws4_request"
-  local to_sign = table.concat({ "AWS4-HMAC-SHA256", amz_date, scope, core.sha256_hex(canonical) }, "\n")
-  local signature = core.hmac_sha256(self:signing_key(date), to_sign, "hex")
-  local send = {}
-  for k, v in pairs(all) do if k ~= "host" then send[k] = v end end
-  send.Authorization = string.format("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-    cfg.access_key, scope, signed, signature)
-  return cfg.scheme .. "://" .. host .. path .. (cq ~= "" and ("?" .. cq) or ""), send
+  local cq, send = sigv4.sign { method = method, host = host, path = path, query = query, headers = headers,
+    payload_hash = payload_hash, region = self:region_for(bucket), service = "s3", credentials = creds, now = now }
+  return self.cfg.scheme .. "://" .. host .. path .. (cq ~= "" and ("?" .. cq) or ""), send
 end
 
---- presign(bucket, key, {expires = 3600, method = "GET"}) -> URL
+--- presign(bucket, key, {expires = 3600, method = "GET"}) -> URL | nil, err
 function Client:presign(bucket, key, opts)
   opts = opts or {}
-  local cfg = self.cfg
+  local creds, err = self:credentials()
+  if not creds then return nil, err end
   local host, path = self:locate(bucket, key)
-  local amz_date = os.date("!%Y%m%dT%H%M%SZ", opts.now)
-  local date = amz_date:sub(1, 8)
-  local scope = date .. "/" .. cfg.region .. "/s3/aws4_request"
-  local query = {
-    ["X-Amz-Algorithm"] = "AWS4-HMAC-SHA256", ["X-Amz-Credential"] = cfg.access_key .. "/" .. scope,
-    ["X-Amz-Date"] = amz_date, ["X-Amz-Expires"] = tostring(math.tointeger(opts.expires or 3600)),
-    ["X-Amz-SignedHeaders"] = "host", ["X-Amz-Security-Token"] = cfg.session_token,
-  }
-  local cq = canonical_query(query)
-  local canonical = table.concat({ opts.method or "GET", path, cq, "host:" .. host .. "\n", "host", UNSIGNED }, "\n")
-  local to_sign = table.concat({ "AWS4-HMAC-SHA256", amz_date, scope, core.sha256_hex(canonical) }, "\n")
-  local signature = core.hmac_sha256(self:signing_key(date), to_sign, "hex")
-  return cfg.scheme .. "://" .. host .. path .. "?" .. cq .. "&X-Amz-Signature=" .. signature
+  return self.cfg.scheme .. "://" .. host .. path .. "?" .. sigv4.presign { method = opts.method, host = host,
+    path = path, region = self:region_for(bucket), service = "s3", credentials = creds, expires = opts.expires,
+    now = opts.now }
 end
 
 -------------------------------------------------------------------- requests
@@ -293,8 +194,9 @@ function Client:failure(method, bucket, key, response)
     text = string.format("%s: the clock of this machine is off from the server's by more than 15 minutes "
       .. "(RequestTimeTooSkewed): fix the time (NTP)", where)
   elseif code == "SignatureDoesNotMatch" then
-    text = string.format("%s: SignatureDoesNotMatch: check the secret key for access key %s",
-      where, self.cfg.access_key)
+    local creds = self.cfg.credentials.current
+    text = string.format("%s: SignatureDoesNotMatch: check the secret key for access key %s (from %s)",
+      where, creds and creds.access_key or "?", self.cfg.credentials.source)
   else
     text = string.format("%s: %s: %s", where, code, message)
   end
@@ -304,36 +206,92 @@ function Client:failure(method, bucket, key, response)
     request_id = request_id, endpoint = self.cfg.endpoint, bucket = bucket, key = key })
 end
 
+-- What botocore retries (retryhandler.py, standard mode): transient statuses and codes,
+-- and connections that failed or dropped.
+local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+local RETRY_CODES = { RequestTimeout = true, RequestTimeoutException = true, SlowDown = true, Throttling = true,
+  ThrottlingException = true, RequestThrottled = true, InternalError = true, PriorRequestNotComplete = true }
+local RETRY_TRANSPORT = { ["http.connect"] = true, ["http.timeout"] = true, ["http.dropped"] = true }
+
+local function s3_code(body)
+  return body and body:match("<Code>([^<]*)</Code>")
+end
+
 local function retryable(response)
-  if response.status == 500 or response.status == 503 then return true end
-  return response.status == 400 and (response.body or ""):find("<Code>SlowDown</Code>", 1, true) ~= nil
+  return RETRY_STATUS[response.status] or RETRY_CODES[s3_code(response.body) or ""] or false
+end
+
+--- The region a wrong-region answer names (botocore S3RegionRedirectorv2): the
+-- x-amz-bucket-region header, else the <Region> of the error.
+local function redirect_region(response)
+  if response.status ~= 301 and response.status ~= 400 and response.status ~= 307 then return nil end
+  local region = response.headers["x-amz-bucket-region"] or (response.body or ""):match("<Region>([%w%-]+)</Region>")
+  if region and region:match("^[a-z0-9%-]+$") then return region end
+end
+
+--- Full jitter (botocore standard mode): a random wait up to 2^attempt, at most MAX_BACKOFF.
+local function backoff(attempt)
+  return math.random() * math.min(M.MAX_BACKOFF, 0.1 * 2 ^ attempt)
+end
+
+--- One exchange, signed afresh. -> response | nil, err
+function Client:send(r, payload)
+  local given = r.headers
+  if r.body and not (given and (given["Content-Type"] or given["content-type"])) then
+    -- else libcurl sends a string body as a form (application/x-www-form-urlencoded), which
+    -- a server may parse and consume (moto then sees it empty)
+    given = { ["Content-Type"] = "application/octet-stream" }
+    for k, v in pairs(r.headers or {}) do given[k] = v end
+  end
+  local url, headers = self:sign(r.method, r.bucket, r.key, r.query, given, payload)
+  if not url then return nil, headers end
+  return http.request {
+    method = r.method, url = url, headers = headers, body = r.body, body_file = r.body_file,
+    body_offset = r.body_offset, body_length = r.body_length, sink = r.sink, sink_offset = r.sink_offset,
+    timeout = r.timeout or self.timeout, accept_encoding = false, max_body = r.max_body, path_as_is = true,
+    proxy = self.cfg.proxy, tls = { ca_file = self.cfg.ca_file, insecure = self.cfg.insecure or nil },
+  }
+end
+
+--- True when a body is an S3 error document.
+local function error_document(body)
+  body = body or ""
+  return body:match("^%s*<%?xml.-%?>%s*<Error>") ~= nil or body:match("^%s*<Error>") ~= nil
 end
 
 --- request{method, bucket, key, query, headers, body | body_file (+ body_offset,
---  body_length), sink (+ sink_offset), ok = {status = true}} -> response | nil, err
+--  body_length), sink (+ sink_offset), ok = {status = true}, error_in_200 = bool,
+--  once = bool (not idempotent: a transport failure is not retried)} -> response | nil, err
 function Client:request(r)
-  local payload = r.payload_hash or (r.body and core.sha256_hex(r.body)) or (r.body_file and UNSIGNED)
-    or EMPTY_SHA256
-  for attempt = 1, RETRIES do
-    local url, headers = self:sign(r.method, r.bucket, r.key, r.query, r.headers, payload)
-    local response, err = http.request {
-      method = r.method, url = url, headers = headers, body = r.body, body_file = r.body_file,
-      body_offset = r.body_offset, body_length = r.body_length, sink = r.sink, sink_offset = r.sink_offset,
-      timeout = r.timeout or self.timeout, accept_encoding = false, max_body = r.max_body,
-      tls = { ca_file = self.cfg.ca_file, insecure = self.cfg.insecure or nil },
-    }
-    if not response then return nil, err end
-    if response.status >= 200 and response.status < 300 or (r.ok and r.ok[response.status]) then
-      return response
+  local payload = r.payload_hash or (r.body and hash.sha256_hex(r.body)) or (r.body_file and sigv4.UNSIGNED)
+    or sigv4.EMPTY_SHA256
+  local attempts = self.cfg.max_attempts
+  for attempt = 1, attempts do
+    local response, err = self:send(r, payload)
+    if response then
+      if r.sink and response.status >= 300 then  -- the error document went to the file
+        response.body = read_file(r.sink) or ""
+      end
+      if r.error_in_200 and response.status == 200 and error_document(response.body) then
+        response.status = 500   -- botocore handlers.py _handle_200_error: an error, and retried
+      end
+      if response.status >= 200 and response.status < 300 or (r.ok and r.ok[response.status]) then
+        return response
+      end
+      local region = redirect_region(response)
+      if region and r.bucket and not r.redirected and region ~= self:region_for(r.bucket) then
+        log.debug("s3: bucket %s is in %s, not %s: signing for it", r.bucket, region, self:region_for(r.bucket))
+        self.regions[r.bucket], r.redirected = region, true
+        return self:request(r)
+      end
+      err = self:failure(r.method, r.bucket, r.key, response)
+      if not retryable(response) then return nil, err end
+    elseif not RETRY_TRANSPORT[err.code] or r.once then
+      return nil, err
     end
-    if r.sink and response.status >= 300 then  -- the error document went to the file
-      response.body = read_file(r.sink) or ""
-    end
-    if not retryable(response) or attempt == RETRIES then
-      return nil, self:failure(r.method, r.bucket, r.key, response)
-    end
-    local delay = math.min(0.2 * 2 ^ (attempt - 1), 5)
-    log.debug("s3: %s %s answered %d, retrying in %gs", r.method, tostring(r.key or r.bucket), response.status, delay)
+    if attempt == attempts then return nil, err end
+    local delay = backoff(attempt)
+    log.debug("s3: %s %s: %s; again in %.2fs", r.method, tostring(r.key or r.bucket), err.message, delay)
     task.sleep(delay)
   end
 end
@@ -435,33 +393,37 @@ local function ranges(size, part)
   return out
 end
 
---- get(bucket, key [, {file = path, part_size, parallel, max_size}]) -> the body | (to a file) true | nil, err
--- A body kept in memory past max_size (64 MiB by default) is http.too_large.
--- Big objects download to a file in parallel ranges.
-function Client:get(bucket, key, opts)
-  opts = opts or {}
-  if not opts.file then
-    local r, err = self:request { method = "GET", bucket = bucket, key = key, max_body = opts.max_size }
-    if not r then return nil, err end
-    return r.body
-  end
-  local part = opts.part_size or 64 * MIB
-  local info, err = self:stat(bucket, key)
-  if not info then return nil, err end
+--- A name beside path for a download in progress: renamed over path only when whole.
+local function temporary(path)
+  local f = io.open("/dev/urandom", "rb")
+  local salt = f and f:read(6) or tostring(os.time())
+  if f then f:close() end
+  return path .. ".ckfb-" .. salt:gsub(".", function(c) return string.format("%02x", c:byte()) end) .. ".part"
+end
+
+--- Downloads into a temporary file: one GET, or ranges pinned to the object's ETag by If-Match
+-- (an object replaced meanwhile fails with 412 rather than mixing two versions) and each
+-- checked to be 206 (a server that ignores Range would send the whole object each time).
+function Client:download(bucket, key, tmp, info, opts)
+  local part = opts.part_size or M.PART_SIZE
   if info.size <= part then
-    local r, gerr = self:request { method = "GET", bucket = bucket, key = key, sink = opts.file }
-    if not r then return nil, gerr end
-    return true
+    return self:request { method = "GET", bucket = bucket, key = key, sink = tmp,
+      headers = info.etag ~= "" and { ["If-Match"] = '"' .. info.etag .. '"' } or nil }
   end
-  local f, oerr = io.open(opts.file, "wb")
-  if not f then return nil, errors.new("s3.local_file", "cannot write '" .. opts.file .. "': " .. oerr) end
+  local f, oerr = io.open(tmp, "wb")
+  if not f then return nil, errors.new("s3.local_file", "cannot write '" .. tmp .. "': " .. oerr) end
   f:close()
   local jobs = {}
   for i, range in ipairs(ranges(info.size, part)) do
     jobs[i] = function()
-      local r, rerr = self:request { method = "GET", bucket = bucket, key = key, sink = opts.file,
-        sink_offset = range[1], headers = { Range = string.format("bytes=%d-%d", range[1], range[1] + range[2] - 1) } }
+      local r, rerr = self:request { method = "GET", bucket = bucket, key = key, sink = tmp, sink_offset = range[1],
+        headers = { Range = string.format("bytes=%d-%d", range[1], range[1] + range[2] - 1),
+          ["If-Match"] = '"' .. info.etag .. '"' } }
       if not r then error(rerr, 0) end
+      if r.status ~= 206 then
+        error(errors.new("s3.range_ignored", string.format("GET %s (bucket %s, key %s): asked for a range, got "
+          .. "HTTP %d", self.cfg.endpoint, bucket, key, r.status)), 0)
+      end
     end
   end
   local ok, perr = pcall(pool, jobs, opts.parallel or 4)
@@ -469,77 +431,154 @@ function Client:get(bucket, key, opts)
   return true
 end
 
+--- get(bucket, key [, {file = path, part_size, parallel, max_size}]) -> the body | (to a file) true | nil, err
+-- A body kept in memory past max_size (64 MiB by default) is http.too_large. To a file, the
+-- object goes to a temporary name beside it, renamed over the file only when whole: a
+-- failure leaves the file as it was. Big objects come in parallel ranges.
+function Client:get(bucket, key, opts)
+  opts = opts or {}
+  if not opts.file then
+    local r, err = self:request { method = "GET", bucket = bucket, key = key, max_body = opts.max_size }
+    if not r then return nil, err end
+    return r.body
+  end
+  local info, err = self:stat(bucket, key)
+  if not info then return nil, err end
+  local tmp = temporary(opts.file)
+  local forget = task.cleanup(function() os.remove(tmp) end)
+  local ok, derr = self:download(bucket, key, tmp, info, opts)
+  local renamed, rerr
+  if ok then renamed, rerr = os.rename(tmp, opts.file) end
+  if not renamed then os.remove(tmp) end
+  forget()
+  if not ok then return nil, derr end
+  if not renamed then return nil, errors.new("s3.local_file", "cannot write '" .. opts.file .. "': " .. rerr) end
+  return true
+end
+
 local function put_headers(opts)
-  local headers = { ["Content-Type"] = opts.content_type }
+  local headers = { ["Content-Type"] = opts.content_type or "binary/octet-stream" }
   for k, v in pairs(opts.metadata or {}) do headers["x-amz-meta-" .. k] = v end
   return headers
 end
 
-function Client:multipart(bucket, key, file, size, opts)
+--- part_size(size [, wanted]) -> the part size of a multipart upload: wanted (64 MiB), grown so
+-- that the object needs at most 10,000 parts (s3transfer utils.py ChunksizeAdjuster) |
+-- nil, err (a wanted size under 5 MiB, or an object over 5 TiB).
+function M.part_size(size, wanted)
+  wanted = wanted or M.PART_SIZE
+  if wanted < M.MIN_PART then
+    return nil, errors.new("s3.part_size", string.format("a part must be at least 5 MiB (S3's minimum), not %d bytes",
+      wanted))
+  end
+  if size > M.MAX_OBJECT then
+    return nil, errors.new("s3.too_large", string.format("%d bytes: S3 objects are at most 5 TiB", size))
+  end
+  local part = wanted
+  while (size + part - 1) // part > M.MAX_PARTS do part = part * 2 end
+  return part
+end
+
+local function md5_header(digest)
+  return { ["Content-MD5"] = hash.base64(digest) }
+end
+
+--- The Content-MD5 of a range of a file | nil, err: hashed in a worker thread, so the
+-- other transfers go on meanwhile.
+local function file_md5(path, offset, length)
+  local digest, err = task.await(hash.md5_file_op(path, offset, length))
+  if not digest then return nil, errors.new("s3.local_file", "cannot read '" .. path .. "': " .. err) end
+  return hash.base64(digest)
+end
+
+function Client:complete(bucket, key, upload_id, etags)
+  local parts = {}
+  for i, etag in ipairs(etags) do
+    parts[i] = string.format("<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i, xml_escape(etag))
+  end
+  local body = "<CompleteMultipartUpload>" .. table.concat(parts) .. "</CompleteMultipartUpload>"
+  local done, err = self:request { method = "POST", bucket = bucket, key = key, query = { uploadId = upload_id },
+    body = body, headers = md5_header(hash.md5(body)), error_in_200 = true }
+  if not done then return nil, err end
+  return { etag = (child_text(child(xml_parse(done.body), "CompleteMultipartUploadResult"), "ETag") or "")
+    :gsub('"', ""), parts = #etags }
+end
+
+--- A multipart upload: created, its parts sent by send_part(i, upload_id) -> etag, completed;
+-- aborted on any failure or a stop, so that no orphaned parts keep costing storage.
+function Client:multipart(bucket, key, count, opts, send_part)
   local start, err = self:request { method = "POST", bucket = bucket, key = key, query = { uploads = true },
-    headers = put_headers(opts) }
+    headers = put_headers(opts), once = true }
   if not start then return nil, err end
   local upload_id = child_text(child(xml_parse(start.body), "InitiateMultipartUploadResult"), "UploadId")
   if not upload_id then return nil, errors.new("s3.output", "InitiateMultipartUpload returned no UploadId") end
-  local function abort()  -- so that no orphaned parts keep costing storage
+  local function abort()
     return self:request { method = "DELETE", bucket = bucket, key = key, query = { uploadId = upload_id } }
   end
   local forget = task.cleanup(function()  -- a stopped run (SIGTERM, Ctrl-C) aborts it too
     if abort() then log.warn("aborted the unfinished upload of s3://%s/%s", bucket, key) end
   end)
   local etags, jobs = {}, {}
-  for i, range in ipairs(ranges(size, opts.part_size or 64 * MIB)) do
+  for i = 1, count do
     jobs[i] = function()
-      local r, perr = self:request { method = "PUT", bucket = bucket, key = key,
-        query = { partNumber = tostring(i), uploadId = upload_id },
-        body_file = file, body_offset = range[1], body_length = range[2] }
-      if not r then error(perr, 0) end
-      etags[i] = r.headers.etag
+      local etag, perr = send_part(i, upload_id)
+      if not etag then error(perr, 0) end
+      etags[i] = etag
     end
   end
   local ok, perr = pcall(pool, jobs, opts.parallel or 4)
-  if ok then
-    local parts = {}
-    for i, etag in ipairs(etags) do
-      parts[i] = string.format("<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i, xml_escape(etag))
-    end
-    local body = "<CompleteMultipartUpload>" .. table.concat(parts) .. "</CompleteMultipartUpload>"
-    local done, cerr = self:request { method = "POST", bucket = bucket, key = key, query = { uploadId = upload_id },
-      body = body }
-    if done then
-      forget()
-      return { etag = (child_text(child(xml_parse(done.body), "CompleteMultipartUploadResult"), "ETag") or "")
-        :gsub('"', ""), parts = #etags }
-    end
-    perr = cerr
-  end
-  abort()
+  local done
+  if ok then done, perr = self:complete(bucket, key, upload_id, etags) end
+  if not done then abort() end
   forget()
-  return nil, perr
+  if not done then return nil, perr end
+  return done
+end
+
+--- Uploads a file in parts of part_size, each with its Content-MD5.
+function Client:put_parts(bucket, key, file, size, opts)
+  local part, err = M.part_size(size, opts.part_size)
+  if not part then return nil, err end
+  local list = ranges(size, part)
+  return self:multipart(bucket, key, #list, opts, function(i, upload_id)
+    local range = list[i]
+    local md5, merr = file_md5(file, range[1], range[2])
+    if not md5 then return nil, merr end
+    local r, perr = self:request { method = "PUT", bucket = bucket, key = key,
+      query = { partNumber = tostring(i), uploadId = upload_id }, headers = { ["Content-MD5"] = md5 },
+      body_file = file, body_offset = range[1], body_length = range[2] }
+    if not r then return nil, perr end
+    return r.headers.etag
+  end)
 end
 
 --- put(bucket, key, {body = string} | {file = path}, {content_type, metadata,
 --  part_size, parallel}) -> {etag} | nil, err. Files stream from disk; above
 -- part_size (64 MiB) they go up as a multipart upload with parallel parts,
--- aborted on failure.
+-- aborted on failure. Every body goes with its Content-MD5.
 function Client:put(bucket, key, source, opts)
   opts = opts or {}
   if type(source) ~= "table" or (source.body == nil) == (source.file == nil) then
     error("s3.put: give {body = string} or {file = path}", 2)
   end
+  local headers = put_headers(opts)
   if source.file then
-    local kind = sys.filetype(source.file)
-    if kind ~= "file" then
+    if sys.filetype(source.file) ~= "file" then
       return nil, errors.new("s3.local_file", "cannot upload '" .. source.file .. "': not a readable file")
     end
     local f, oerr = io.open(source.file, "rb")
     if not f then return nil, errors.new("s3.local_file", "cannot upload '" .. source.file .. "': " .. oerr) end
     local size = f:seek("end")
     f:close()
-    if size > (opts.part_size or 64 * MIB) then return self:multipart(bucket, key, source.file, size, opts) end
+    if size > (opts.part_size or M.PART_SIZE) then return self:put_parts(bucket, key, source.file, size, opts) end
+    local md5, merr = file_md5(source.file, 0, size)
+    if not md5 then return nil, merr end
+    headers["Content-MD5"] = md5
+  else
+    headers["Content-MD5"] = hash.base64(hash.md5(source.body))
   end
   local r, err = self:request { method = "PUT", bucket = bucket, key = key, body = source.body,
-    body_file = source.file, headers = put_headers(opts) }
+    body_file = source.file, headers = headers }
   if not r then return nil, err end
   return { etag = (r.headers.etag or ""):gsub('"', "") }
 end
@@ -556,27 +595,71 @@ function Client:delete(bucket, key)
   return true
 end
 
---- delete_many(bucket, {key, ...}) -> {deleted = {...}, errors = {key = err}}: eight
--- DELETEs at a time (DeleteObjects would need Content-MD5).
-function Client:delete_many(bucket, keys)
-  if type(keys) ~= "table" then error("s3.delete_many: a list of keys is required", 2) end
-  local result, jobs = { deleted = {}, errors = {} }, {}
-  for i, key in ipairs(keys) do
-    jobs[i] = function()
-      local ok, err = self:delete(bucket, key)
-      if ok then result.deleted[#result.deleted + 1] = key else result.errors[key] = err end
+--- One DeleteObjects of at most 1,000 keys, quiet (only failures are listed).
+function Client:delete_batch(bucket, keys, result)
+  local objects = {}
+  for i, key in ipairs(keys) do objects[i] = "<Object><Key>" .. xml_escape(key) .. "</Key></Object>" end
+  local body = "<Delete><Quiet>true</Quiet>" .. table.concat(objects) .. "</Delete>"
+  local r, err = self:request { method = "POST", bucket = bucket, query = { delete = true }, body = body,
+    headers = md5_header(hash.md5(body)) }
+  local failed = {}
+  if r then
+    for _, e in ipairs(children(child(xml_parse(r.body), "DeleteResult"), "Error")) do
+      local key = child_text(e, "Key")
+      if key then
+        failed[key] = true
+        result.errors[key] = errors.new("s3." .. snake((child_text(e, "Code") or "Error"):gsub("%W", "")),
+          string.format("DELETE %s (bucket %s, key %s): %s: %s", self.cfg.endpoint, bucket, key,
+            tostring(child_text(e, "Code")), (tostring(child_text(e, "Message")):gsub("[%c%s]+", " "))))
+      end
     end
   end
-  pool(jobs, 8)
+  for _, key in ipairs(keys) do
+    if not r then result.errors[key] = err
+    elseif not failed[key] then result.deleted[#result.deleted + 1] = key end
+  end
+end
+
+--- delete_many(bucket, {key, ...}) -> {deleted = {...}, errors = {key = err}}: DeleteObjects,
+-- 1,000 keys a request, each with its Content-MD5.
+function Client:delete_many(bucket, keys)
+  if type(keys) ~= "table" then error("s3.delete_many: a list of keys is required", 2) end
+  local result = { deleted = {}, errors = {} }
+  for first = 1, #keys, M.DELETE_BATCH do
+    self:delete_batch(bucket, table.move(keys, first, math.min(first + M.DELETE_BATCH - 1, #keys), 1, {}), result)
+  end
   table.sort(result.deleted)
   return result
 end
 
---- copy(src_bucket, src_key, dst_bucket, dst_key) -> {etag} | nil, err
-function Client:copy(src_bucket, src_key, dst_bucket, dst_key)
-  local r, err = self:request { method = "PUT", bucket = dst_bucket, key = dst_key,
-    headers = { ["x-amz-copy-source"] = "/" .. uri_encode(src_bucket) .. "/" .. uri_encode(src_key, true) } }
-  if not r then return nil, err end
+local function copy_source(bucket, key)
+  return "/" .. uri_encode(bucket) .. "/" .. uri_encode(key, true)
+end
+
+--- copy(src_bucket, src_key, dst_bucket, dst_key [, {part_size, parallel, max_single}]) -> {etag} | nil, err:
+-- CopyObject, or above 5 GiB (max_single) a multipart copy of UploadPartCopy ranges.
+function Client:copy(src_bucket, src_key, dst_bucket, dst_key, opts)
+  opts = opts or {}
+  local info, err = self:stat(src_bucket, src_key)
+  if not info then return nil, err end
+  if info.size > (opts.max_single or M.MAX_SINGLE) then
+    local part, perr = M.part_size(info.size, opts.part_size)
+    if not part then return nil, perr end
+    local list = ranges(info.size, part)
+    return self:multipart(dst_bucket, dst_key, #list, { content_type = info.content_type, parallel = opts.parallel },
+      function(i, upload_id)
+        local range = list[i]
+        local r, cerr = self:request { method = "PUT", bucket = dst_bucket, key = dst_key, error_in_200 = true,
+          query = { partNumber = tostring(i), uploadId = upload_id }, headers = {
+            ["x-amz-copy-source"] = copy_source(src_bucket, src_key), ["x-amz-copy-source-if-match"] = info.etag,
+            ["x-amz-copy-source-range"] = string.format("bytes=%d-%d", range[1], range[1] + range[2] - 1) } }
+        if not r then return nil, cerr end
+        return child_text(child(xml_parse(r.body), "CopyPartResult"), "ETag")
+      end)
+  end
+  local r, cerr = self:request { method = "PUT", bucket = dst_bucket, key = dst_key, error_in_200 = true,
+    headers = { ["x-amz-copy-source"] = copy_source(src_bucket, src_key) } }
+  if not r then return nil, cerr end
   local result = child(xml_parse(r.body), "CopyObjectResult")
   if not result then return nil, self:failure("PUT", dst_bucket, dst_key, r) end
   return { etag = (child_text(result, "ETag") or ""):gsub('"', "") }
@@ -585,14 +668,14 @@ end
 -------------------------------------------------------------------- clients
 
 --- client{endpoint, region, access_key, secret_key, session_token, profile,
---  path_style, ca_file, insecure, timeout} -> a client | nil, err
+--  path_style, ca_file, insecure, timeout, max_attempts} -> a client | nil, err
 function M.client(opts)
   local cfg, err = M.load_config(opts)
   if not cfg then return nil, err end
-  return setmetatable({ cfg = cfg, timeout = (opts or {}).timeout or 300 }, Client)
+  return setmetatable({ cfg = cfg, timeout = (opts or {}).timeout or 300, regions = {} }, Client)
 end
 
-require("ckfb.client").install(M, { "head_bucket", "list", "pages", "stat", "get", "put", "delete", "copy",
-  "presign", "request" }, { pages = true })
+require("ckfb.client").install(M, { "head_bucket", "list", "pages", "stat", "get", "put", "delete", "delete_many",
+  "copy", "presign", "request" }, { pages = true })
 
 return M

@@ -154,9 +154,9 @@ describe("ckfb.s3", function()
         sent[#sent + 1] = r.method .. " " .. (r.query and r.query.uploadId and "uploadId" or "-")
         return request(self, r)
       end
-      local ok, err = c:multipart(BUCKET, "big/broken.bin", src, 12 * 1048576, { part_size = 5 * 1048576 })
+      local ok, err = c:put_parts(BUCKET, "big/broken.bin", src, 12 * 1048576, { part_size = 5 * 1048576 })
       assert.is_nil(ok)
-      assert.equal("http.io", err.code)
+      assert.equal("s3.local_file", err.code)   -- its third part cannot be read for its Content-MD5
       assert.equal("DELETE uploadId", sent[#sent])
     end)
 
@@ -193,6 +193,215 @@ describe("ckfb.s3", function()
       local back = TMP .. "/from-rclone.bin"
       assert.is_true(c:get(BUCKET, "interop/from rclone+é.bin", { file = back }))
       assert.equal(sha256_of(src), sha256_of(back))
+    end)
+  end)
+
+  describe("against moto: Object Lock, UploadPartCopy", function()
+    local MOTO = os.getenv("CKFB_TEST_MOTO")
+    local function moto()
+      return assert(s3.client { endpoint = MOTO, access_key = "AKIDMOTO", secret_key = "motosecret",
+        region = "us-east-1" })
+    end
+
+    it("uploads to a bucket with Object Lock default retention, whole and in parts (Content-MD5)", function()
+      if not MOTO then pending("moto is not installed on this machine") return end
+      local c = moto()
+      assert(c:request { method = "PUT", bucket = "locked",
+        headers = { ["x-amz-bucket-object-lock-enabled"] = "true" } })
+      local rule = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention>"
+        .. "<Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>"
+      assert(c:request { method = "PUT", bucket = "locked", query = { ["object-lock"] = true }, body = rule,
+        headers = { ["Content-MD5"] = require("ckfb.core.hash").base64(require("ckfb.core.hash").md5(rule)) } })
+      local _, refused = c:request { method = "PUT", bucket = "locked", key = "no-md5", body = "x" }
+      assert.matches("Content%-MD5", refused.message)     -- the server demands it, as S3 does
+      assert(c:put("locked", "small.json", { body = '{"set": 1}' }))
+      local src = make_file("locked.bin", 11)
+      local put = assert(c:put("locked", "big.bin", { file = src }, { part_size = 5 * 1048576 }))
+      assert.equal(3, put.parts)
+      local back = TMP .. "/locked.back"
+      assert(c:get("locked", "big.bin", { file = back, part_size = 5 * 1048576 }))
+      assert.equal(sha256_of(src), sha256_of(back))
+      os.remove(src); os.remove(back)
+    end)
+
+    it("copies above the single-copy limit with UploadPartCopy ranges", function()
+      if not MOTO then pending("moto is not installed on this machine") return end
+      local c = moto()
+      assert(c:request { method = "PUT", bucket = "copies" })
+      local src = make_file("copy.bin", 11)
+      assert(c:put("copies", "src.bin", { file = src }))
+      local done = assert(c:copy("copies", "src.bin", "copies", "dst.bin", { max_single = 6 * 1048576,
+        part_size = 5 * 1048576 }))
+      assert.equal(3, done.parts)
+      local back = TMP .. "/copy.back"
+      assert(c:get("copies", "dst.bin", { file = back }))
+      assert.equal(sha256_of(src), sha256_of(back))
+      os.remove(src); os.remove(back)
+    end)
+  end)
+
+  describe("against a server that misbehaves (tests/servers/s3_faults.py)", function()
+    local FAULTS = assert(os.getenv("CKFB_TEST_S3_FAULTS"))
+    local function faulty(extra)
+      local opts = { endpoint = FAULTS, access_key = "AKIDFAULT", secret_key = "faultsecret", region = "us-east-1" }
+      for k, v in pairs(extra or {}) do opts[k] = v end
+      return assert(s3.client(opts))
+    end
+    local function seen(pattern)
+      local out = {}
+      for _, r in ipairs(json.decode(assert(http.get(FAULTS .. "/__requests")).body)) do
+        local query = r.query ~= "" and ("?" .. r.query) or ""
+        local line = r.method .. " " .. r.path .. query .. " " .. tostring(r.region)
+        if line:find(pattern) then out[#out + 1] = line end
+      end
+      return out
+    end
+
+    it("follows a bucket to the region its server names, once, and remembers it", function()
+      local c = faulty()
+      assert(c:put("far", "a.txt", { body = "far away" }))
+      assert.equal("far away", assert(c:get("far", "a.txt")))
+      assert.same({ "PUT /far/a.txt us-east-1", "PUT /far/a.txt eu-west-1", "GET /far/a.txt eu-west-1" },
+        seen("^%u+ /far/a%.txt"))
+    end)
+
+    it("sends a part again when the connection drops in the middle of it", function()
+      local src = make_file("drop.bin", 11)
+      local put = assert(faulty():put("b", "drop.bin", { file = src }, { part_size = 5 * 1048576, parallel = 1 }))
+      assert.equal(3, put.parts)
+      assert.equal(2, #seen("^PUT /b/drop%.bin%?partNumber=2&"))
+      local back = TMP .. "/drop.back"
+      assert(faulty():get("b", "drop.bin", { file = back, part_size = 5 * 1048576 }))
+      assert.equal(sha256_of(src), sha256_of(back))
+      os.remove(src); os.remove(back)
+    end)
+
+    it("takes a CompleteMultipartUpload answered 200 with an <Error> as the error it is, and aborts", function()
+      local src = make_file("error200.bin", 6)
+      local put, err = faulty { max_attempts = 2 }:put("b", "error200.bin", { file = src }, { part_size = 5 * 1048576 })
+      os.remove(src)
+      assert.is_nil(put)
+      assert.equal("s3.internal_error", err.code)
+      assert.equal(2, #seen("^POST /b/error200%.bin%?uploadId="))      -- retried, as botocore does
+      assert.equal(1, #seen("^DELETE /b/error200%.bin%?uploadId="))    -- then aborted
+    end)
+
+    it("keeps the destination file intact when a GET fails, and leaves no temporary file", function()
+      local c = faulty { max_attempts = 2 }
+      assert(c:put("b", "broken.txt", { body = "the object" }))
+      local dest = TMP .. "/precious.txt"
+      require("ckfb.file").write(dest, "what was here before")
+      local ok, err = c:get("b", "broken.txt", { file = dest })
+      assert.is_nil(ok)
+      assert.equal("s3.internal_error", err.code)
+      assert.equal("what was here before", require("ckfb.file").read(dest))
+      for _, name in ipairs(require("ckfb.core.sys").listdir(TMP)) do
+        assert.is_nil(name:match("^precious%.txt%.ckfb%-"), name)
+      end
+      os.remove(dest)
+    end)
+
+    it("refuses ranges a server ignores, and pins them to one version with If-Match", function()
+      local src = make_file("norange.bin", 6)
+      local c = faulty()
+      assert(c:put("b", "norange.bin", { file = src }, { part_size = 5 * 1048576 }))
+      local _, err = c:get("b", "norange.bin", { file = TMP .. "/norange.back", part_size = 5 * 1048576 })
+      assert.equal("s3.range_ignored", err.code)
+      assert.is_nil(io.open(TMP .. "/norange.back"))
+      os.remove(src)
+    end)
+
+    it("sends Content-MD5 with every upload and part", function()
+      local src = make_file("md5.bin", 6)
+      local c = faulty()
+      assert(c:put("b", "md5-one.txt", { body = "x" }))
+      assert(c:put("b", "md5-parts.bin", { file = src }, { part_size = 5 * 1048576 }))
+      os.remove(src)
+      local requests = json.decode(assert(http.get(FAULTS .. "/__requests")).body)
+      local md5 = {}
+      for _, r in ipairs(requests) do
+        if r.method == "PUT" and r.path:find("^/b/md5%-") then md5[#md5 + 1] = r.content_md5 end
+      end
+      assert.same({ "ndTkYSaMgDT1yFZOFVxnpg==" }, { md5[1] })   -- base64 of MD5("x")
+      assert.equal(3, #md5)
+    end)
+  end)
+
+  describe("addressing and limits", function()
+    it("goes path-style where a bucket is not a DNS label over https (botocore check_dns_name)", function()
+      local c = assert(s3.client { access_key = "a", secret_key = "b", region = "eu-west-1" })
+      local host, path = c:locate("my.bucket.name", "k")
+      assert.equal("s3.eu-west-1.amazonaws.com", host)
+      assert.equal("/my.bucket.name/k", path)
+      host, path = c:locate("plain-bucket", "k")
+      assert.equal("plain-bucket.s3.eu-west-1.amazonaws.com", host)
+      assert.equal("/k", path)
+      for _, bad in ipairs { "Upper", "ab", "a_b", "192.168.1.1", "a..b", "a.-b" } do
+        assert.is_false(s3.dns_compatible(bad, "http"), bad)
+      end
+      assert.is_true(s3.dns_compatible("my.bucket", "http"))
+    end)
+
+    it("plans parts of at least 5 MiB, at most 10,000 of them", function()
+      local MIB, GIB = 1048576, 1073741824
+      assert.equal(64 * MIB, s3.part_size(10 * GIB))
+      local part = s3.part_size(700 * GIB)                       -- 11,200 parts of 64 MiB would be refused
+      assert.is_true((700 * GIB + part - 1) // part <= 10000)
+      assert.equal(128 * MIB, part)
+      local max = s3.part_size(5 * 1024 * GIB)
+      assert.is_true((5 * 1024 * GIB + max - 1) // max <= 10000)
+      local _, small = s3.part_size(100 * MIB, 1 * MIB)
+      assert.equal("s3.part_size", small.code)
+      local _, huge = s3.part_size(6 * 1024 * GIB)
+      assert.equal("s3.too_large", huge.code)
+    end)
+
+    it("stores a string body as binary/octet-stream, and sends keys with . and .. segments as they are", function()
+      local c = client()
+      assert(c:put(BUCKET, "typed/form-like", { body = "a=b&c=d" }))
+      assert.equal("binary/octet-stream", assert(c:stat(BUCKET, "typed/form-like")).content_type)
+      assert.equal("a=b&c=d", assert(c:get(BUCKET, "typed/form-like")))
+      -- s3rver normalises paths itself; the faults server shows what went on the wire
+      local faults = os.getenv("CKFB_TEST_S3_FAULTS")
+      local f = assert(s3.client { endpoint = faults, access_key = "a", secret_key = "b" })
+      assert(f:put("b", "odd/./dots/../key", { body = "x" }))
+      assert.equal("x", assert(f:get("b", "odd/./dots/../key")))
+      local paths = {}
+      for _, r in ipairs(json.decode(assert(http.get(faults .. "/__requests")).body)) do
+        if r.path:find("^/b/odd/") then paths[r.path] = true end
+      end
+      assert.same({ ["/b/odd/./dots/../key"] = true }, paths)
+    end)
+
+    it("deletes many keys with DeleteObjects, a batch at a time", function()
+      local c = client()
+      for i = 1, 5 do assert(c:put(BUCKET, "many/" .. i, { body = "x" })) end
+      local posts, request = 0, c.request
+      c.request = function(self, r)
+        if r.method == "POST" and r.query and r.query.delete then posts = posts + 1 end
+        return request(self, r)
+      end
+      local batch = s3.DELETE_BATCH
+      s3.DELETE_BATCH = 2
+      local result = c:delete_many(BUCKET, { "many/1", "many/2", "many/3", "many/4", "many/5" })
+      s3.DELETE_BATCH = batch
+      assert.equal(3, posts)
+      assert.same({ "many/1", "many/2", "many/3", "many/4", "many/5" }, result.deleted)
+      assert.same({}, assert(c:list(BUCKET, { prefix = "many/" })).objects)
+    end)
+
+    it("takes AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL, and HTTP_PROXY for an http endpoint", function()
+      local r = assert(proc.run({ CKFB, "-e", [[
+local c = assert(require("ckfb.s3").client())
+print(c.cfg.endpoint, c.cfg.proxy)]] }, { clear_env = true, env = { AWS_ACCESS_KEY_ID = "a",
+        AWS_SECRET_ACCESS_KEY = "b", AWS_ENDPOINT_URL = "https://wrong.example.com",
+        AWS_ENDPOINT_URL_S3 = "http://s3.example.com:9000",
+        HTTP_PROXY = "http://proxy.example.com:3128", HOME = TMP } }))
+      assert.equal("http://s3.example.com:9000\thttp://proxy.example.com:3128\n", r.stdout)
+      r = assert(proc.run({ CKFB, "-e", [[print(require("ckfb.s3").client().cfg.proxy)]] }, { clear_env = true,
+        env = { AWS_ACCESS_KEY_ID = "a", AWS_SECRET_ACCESS_KEY = "b", AWS_ENDPOINT_URL_S3 = "http://s3.example.com",
+          HTTP_PROXY = "http://proxy.example.com:3128", NO_PROXY = "example.com", HOME = TMP } }))
+      assert.equal("nil\n", r.stdout)
     end)
   end)
 
@@ -341,7 +550,8 @@ assert(c:put("sigterm", "big.bin", { file = %q }, { part_size = 5 * 1048576, par
     it("comes from the environment", function()
       local r = ckfb_with_env([[
         local c = assert(require("ckfb.s3").client())
-        print(c.cfg.access_key, c.cfg.region, c.cfg.endpoint, c.cfg.path_style, c.cfg.session_token)
+        local k = assert(c:credentials())
+        print(k.access_key, c.cfg.region, c.cfg.endpoint, c.cfg.path_style, k.session_token)
         assert(c:head_bucket("testbkt"))]],
         { AWS_ACCESS_KEY_ID = "AKIDTEST", AWS_SECRET_ACCESS_KEY = "testsecret", AWS_REGION = "eu-west-1",
           AWS_ENDPOINT_URL = ENDPOINT, AWS_SESSION_TOKEN = "token-value-1", PATH = os.getenv("PATH") })
@@ -361,7 +571,7 @@ assert(c:put("sigterm", "big.bin", { file = %q }, { part_size = 5 * 1048576, par
       f:close()
       local r = ckfb_with_env([[
         local c = assert(require("ckfb.s3").client())
-        print(c.cfg.access_key, c.cfg.region)
+        print(assert(c:credentials()).access_key, c.cfg.region)
         assert(c:head_bucket("testbkt"))]], { HOME = home, AWS_PROFILE = "ckfb" })
       assert.equal(0, r.code, r.stderr)
       assert.equal("AKIDTEST\tap-south-1\n", r.stdout)
