@@ -13,6 +13,7 @@ What it does, by bucket and key:
                   (botocore handlers.py _handle_200_error)
   key "broken*":  GET answers 500 InternalError every time
   key "norange*": GET ignores Range and sends the whole object with 200
+  key "flaky-N*": the first two GETs answer status N (408, 429, 501, 502, 504, ...)
 Objects, multipart uploads (create, parts, complete, abort) and HEAD work otherwise; a
 Content-MD5 that does not match its body is refused with 400 BadDigest, as S3 does.
   GET /__requests  [{method, path, region, content_md5}]
@@ -31,6 +32,7 @@ LOCK = threading.Lock()
 OBJECTS = {}    # (bucket, key) -> bytes
 UPLOADS = {}    # upload id -> {part number: bytes}
 DROPPED = set()
+FLAKY = {}      # key -> failures answered so far
 REQUESTS = []
 
 
@@ -119,6 +121,15 @@ class Handler(BaseHTTPRequestHandler):
         if key is None:
             return self.answer(200)
         if self.command in ("GET", "HEAD"):
+            flaky = re.match(r"flaky-(\d{3})", key)
+            if flaky and self.command == "GET":
+                with LOCK:
+                    FLAKY[key] = FLAKY.get(key, 0) + 1
+                    failing = FLAKY[key] <= 2
+                if failing:
+                    code = int(flaky.group(1))
+                    return self.answer(code, error_xml({408: "RequestTimeout", 429: "SlowDown"}.get(code, "Flaky"),
+                                                       "injected %d" % code))
             if key.startswith("broken") and self.command == "GET":
                 return self.answer(500, error_xml("InternalError", "We encountered an internal error."))
             with LOCK:

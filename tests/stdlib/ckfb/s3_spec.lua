@@ -286,6 +286,20 @@ describe("ckfb.s3", function()
       assert.equal(1, #seen("^DELETE /b/error200%.bin%?uploadId="))    -- then aborted
     end)
 
+    it("retries 408, 429, 502 and 504 as botocore does, and not a 501", function()
+      local c = faulty()
+      for _, status in ipairs { 408, 429, 502, 504, 501 } do
+        assert(c:put("b", "flaky-" .. status, { body = "got it" }))
+      end
+      for _, status in ipairs { 408, 429, 502, 504 } do
+        assert.equal("got it", c:get("b", "flaky-" .. status), status)
+        assert.equal(3, #seen("^GET /b/flaky%-" .. status .. " "))
+      end
+      local _, err = c:get("b", "flaky-501")
+      assert.equal(501, err.detail.status)
+      assert.equal(1, #seen("^GET /b/flaky%-501 "))
+    end)
+
     it("keeps the destination file intact when a GET fails, and leaves no temporary file", function()
       local c = faulty { max_attempts = 2 }
       assert(c:put("b", "broken.txt", { body = "the object" }))
