@@ -16,11 +16,12 @@ Usage: aws_metadata.py PORTFILE. Binds 127.0.0.1 on a free port.
 Each answer gives new credentials (AccessKeyId ASIA<source><n>), so a refresh shows.
 """
 import json
-import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import serve
 
 STATE = {"lifetime": 3600, "token": "container-secret", "issued": 0, "requests": [], "session": "imds-session-1"}
 LOCK = threading.Lock()
@@ -88,13 +89,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    portfile = sys.argv[1]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(portfile + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(portfile + ".tmp", portfile)
-    server.serve_forever()
+    serve(Handler, sys.argv[1])
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ Content-MD5 that does not match its body is refused with 400 BadDigest, as S3 do
 import base64
 import hashlib
 import json
-import os
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit, unquote
+
+from loopback import serve
 
 LOCK = threading.Lock()
 OBJECTS = {}    # (bucket, key) -> bytes
@@ -149,13 +150,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    portfile = sys.argv[1]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(portfile + ".tmp", "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(portfile + ".tmp", portfile)
-    server.serve_forever()
+    serve(Handler, sys.argv[1])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ local function client(extra)
   return assert(s3.client(opts))
 end
 
+-- moto's S3 (tests/servers/moto_s3.py), where it is installed
+local MOTO = os.getenv("CKFB_TEST_MOTO")
+local function moto()
+  return assert(s3.client { endpoint = MOTO, access_key = "AKIDMOTO", secret_key = "motosecret",
+    region = "us-east-1" })
+end
+
 local function sha256_of(path)
   return assert(proc.run({ "sha256sum", path })).stdout:match("^%x+")
 end
@@ -197,11 +204,6 @@ describe("ckfb.s3", function()
   end)
 
   describe("against moto: Object Lock, UploadPartCopy", function()
-    local MOTO = os.getenv("CKFB_TEST_MOTO")
-    local function moto()
-      return assert(s3.client { endpoint = MOTO, access_key = "AKIDMOTO", secret_key = "motosecret",
-        region = "us-east-1" })
-    end
 
     it("uploads to a bucket with Object Lock default retention, whole and in parts (Content-MD5)", function()
       if not MOTO then pending("moto is not installed on this machine") return end
@@ -420,11 +422,6 @@ print(c.cfg.endpoint, c.cfg.proxy)]] }, { clear_env = true, env = { AWS_ACCESS_K
   end)
 
   describe("against moto, which lists multipart uploads", function()
-    local MOTO = os.getenv("CKFB_TEST_MOTO")
-    local function moto()
-      return assert(s3.client { endpoint = MOTO, access_key = "AKIDMOTO", secret_key = "motosecret",
-        region = "us-east-1" })
-    end
     local function open_uploads(c, bucket)
       local listed = assert(c:request { method = "GET", bucket = bucket, query = { uploads = true } })
       local n = 0
