@@ -42,11 +42,13 @@ typedef struct {
   int in_fd;
   char *in_data;
   size_t in_len, in_off;
+  int terminal;  /* shares ckfb's stdin, stderr and process group (an interactive login) */
 } proc_op;
 
 typedef struct {
   char **argv, **envp;
   char *path, *cwd;
+  int terminal;
 } spawn_args;
 
 
@@ -190,6 +192,12 @@ static void proc_on_fds (loop_op *op, const struct curl_waitfd *fds, int n) {
 }
 
 
+/* Its process group, or the child alone when it shares ckfb's. */
+static void signal_child (proc_op *p, int sig) {
+  kill(p->terminal ? p->pid : -p->pid, sig);
+}
+
+
 static void proc_on_deadline (loop_op *op, double now) {
   proc_op *p = (proc_op *)op;
   if (p->exited) {  /* waited long enough for EOF after exit */
@@ -198,10 +206,10 @@ static void proc_on_deadline (loop_op *op, double now) {
     finish_if_complete(p);
   } else if (!p->term_sent) {
     p->timed_out = p->term_sent = 1;
-    kill(-p->pid, SIGTERM);
+    signal_child(p, SIGTERM);
     p->base.deadline = now + p->grace;
   } else {
-    kill(-p->pid, SIGKILL);
+    signal_child(p, SIGKILL);
     p->base.deadline = 0;  /* the pidfd (or SIGCHLD) reports the exit */
   }
 }
@@ -243,7 +251,7 @@ static int proc_result (loop_op *op, lua_State *L) {
 static void proc_release (loop_op *op) {
   proc_op *p = (proc_op *)op;
   if (p->pid > 0 && !p->exited) {
-    kill(-p->pid, SIGKILL);
+    signal_child(p, SIGKILL);
     kill(p->pid, SIGKILL);  /* in case it left its group */
     while (waitpid(p->pid, &p->status, 0) < 0 && errno == EINTR) {}
     p->exited = 1;
@@ -301,12 +309,13 @@ static void child (const spawn_args *a, const int in[2], const int out[2],
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent)
     _exit(127);  /* ckfb died before the line above */
-  setpgid(0, 0);
+  if (!a->terminal)
+    setpgid(0, 0);  /* a terminal child stays in the foreground group, so it may read the terminal */
   signal(SIGPIPE, SIG_DFL);  /* ignored dispositions survive exec */
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+  if (dup2(out[1], 1) < 0 || (!a->terminal && (dup2(in[0], 0) < 0 || dup2(err[1], 2) < 0)))
     goto fail;
   if (a->cwd != NULL && chdir(a->cwd) != 0)
     goto fail;
@@ -381,7 +390,8 @@ static int start_child (proc_op *p, const spawn_args *a) {
   close(fds[2][1]);
   close(fds[3][1]);
   if (pid > 0) {
-    setpgid(pid, pid);  /* both sides set it, so kill(-pid) works at once */
+    if (!a->terminal)
+      setpgid(pid, pid);  /* both sides set it, so kill(-pid) works at once */
     int reported;
     ssize_t n;
     while ((n = read(fds[3][0], &reported, sizeof reported)) < 0 && errno == EINTR) {}
@@ -398,11 +408,16 @@ static int start_child (proc_op *p, const spawn_args *a) {
     return e;
   }
   p->pid = pid;
+  p->terminal = a->terminal;
   p->in_fd = fds[0][1];
   p->out.fd = fds[1][0];
   p->err.fd = fds[2][0];
   for (int i = 0; i < 3; i++)
     fcntl(i == 0 ? p->in_fd : (i == 1 ? p->out.fd : p->err.fd), F_SETFL, O_NONBLOCK);
+  if (a->terminal) {  /* its stdin and stderr are ckfb's own */
+    close_fd(&p->in_fd);
+    close_fd(&p->err.fd);
+  }
   p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (p->pidfd < 0 && !watch_sigchld()) {  /* no way left to see the exit */
     int saved = errno;
@@ -425,7 +440,9 @@ static void read_options (lua_State *L, proc_op *p, spawn_args *a) {
   lua_getfield(L, 2, "stdin");
   size_t len = 0;
   const char *in = luaL_optlstring(L, -1, NULL, &len);
-  lua_pop(L, 4);  /* cwd stays on the stack: a->cwd points into it */
+  lua_getfield(L, 2, "terminal");
+  a->terminal = lua_toboolean(L, -1);
+  lua_pop(L, 5);  /* cwd stays on the stack: a->cwd points into it */
   p->started = loop_now();
   p->base.deadline = timeout > 0 ? p->started + timeout : 0;
   if (in != NULL && len > 0) {
@@ -442,7 +459,8 @@ static void read_options (lua_State *L, proc_op *p, spawn_args *a) {
 ** proc.spawn(argv, opts) -> op | nil, err
 ** opts: cwd, env (list of "NAME=value", or nil to inherit), stdin (string),
 ** timeout (seconds; SIGTERM, then SIGKILL after `grace`), max_output (bytes
-** kept per stream).
+** kept per stream), terminal (the child reads ckfb's stdin and writes ckfb's
+** stderr, in ckfb's process group: an interactive login prompt).
 */
 static int l_spawn (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);

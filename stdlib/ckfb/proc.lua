@@ -51,14 +51,15 @@ end
 -- opts: stdin (string), env (table; AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN reach
 -- the child only through it), clear_env, cwd, timeout (seconds:
 -- SIGTERM, then SIGKILL after `grace`, default 5), max_output (bytes kept
--- per stream, default 16 MiB). A non-zero exit is a result, not an error;
+-- per stream, default 16 MiB), terminal (the child reads ckfb's stdin and writes to
+-- ckfb's stderr directly: a login that prompts). A non-zero exit is a result, not an error;
 -- a missing program, a timeout or a cancel is `nil, err`.
 function M.run(argv, opts)
   check_argv(argv)
   opts = opts or {}
   log.trace("run: %s", M.describe(argv))
   local op, err = core.spawn(argv, {
-    cwd = opts.cwd, env = environment(opts), stdin = opts.stdin,
+    cwd = opts.cwd, env = environment(opts), stdin = opts.stdin, terminal = opts.terminal,
     timeout = opts.timeout, grace = opts.grace, max_output = opts.max_output,
   })
   if not op then return nil, err end
