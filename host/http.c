@@ -20,6 +20,7 @@ typedef struct {
   loop_op base;
   CURL *easy;
   struct curl_slist *headers;
+  struct curl_slist *connect_to;
   buf body, head;
   FILE *upload, *sink;
   curl_off_t upload_left;  /* bytes of body_file still to send (a range of it) */
@@ -201,6 +202,8 @@ static void http_release (loop_op *op) {
     h->easy = NULL;
   }
   lcurl.slist_free_all(h->headers);
+  lcurl.slist_free_all(h->connect_to);
+  h->connect_to = NULL;
   h->headers = NULL;
   buf_free(&h->body);
   buf_free(&h->head);
@@ -258,7 +261,7 @@ static void set_blob (CURL *easy, CURLoption opt, const char *data) {
 }
 
 
-/* tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure} */
+/* tls = {ca_file, ca_data, cert, key, cert_data, key_data, insecure} (ca_file or ca_data: only that CA) */
 static void set_tls (lua_State *L, http_op *h) {
   if (lua_getfield(L, 1, "tls") != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -266,10 +269,15 @@ static void set_tls (lua_State *L, http_op *h) {
   }
   int t = lua_gettop(L);
   const char *v;
-  if ((v = opt_field(L, t, "ca_file")) != NULL)
-    lcurl.easy_setopt(h->easy, CURLOPT_CAINFO, v);
-  if ((v = opt_field(L, t, "ca_data")) != NULL)
-    set_blob(h->easy, CURLOPT_CAINFO_BLOB, v);
+  const char *ca_file = opt_field(L, t, "ca_file"), *ca_data = opt_field(L, t, "ca_data");
+  if (ca_file != NULL || ca_data != NULL) {
+    /* A CA given replaces the system's trust store, as client-go's does: Debian's
+       libcurl would also trust /etc/ssl/certs (its built-in CA path and bundle). */
+    lcurl.easy_setopt(h->easy, CURLOPT_CAPATH, NULL);
+    lcurl.easy_setopt(h->easy, CURLOPT_CAINFO, ca_file);
+  }
+  if (ca_data != NULL)
+    set_blob(h->easy, CURLOPT_CAINFO_BLOB, ca_data);
   if ((v = opt_field(L, t, "cert")) != NULL)
     lcurl.easy_setopt(h->easy, CURLOPT_SSLCERT, v);
   if ((v = opt_field(L, t, "key")) != NULL)
@@ -417,6 +425,20 @@ static void set_basics (lua_State *L, http_op *h, const char *url) {
 }
 
 
+/* connect_to = "NAME:PORT:HOST:PORT": the URL's name is used for TLS (SNI and the
+   certificate check), the connection goes to HOST (kubeconfig tls-server-name). */
+static int set_connect_to (lua_State *L, http_op *h) {
+  const char *to = opt_field(L, 1, "connect_to");
+  if (to == NULL)
+    return 1;
+  h->connect_to = lcurl.slist_append(NULL, to);
+  if (h->connect_to == NULL)
+    return 0;
+  lcurl.easy_setopt(h->easy, CURLOPT_CONNECT_TO, h->connect_to);
+  return 1;
+}
+
+
 /*
 ** http.request{method, url, headers, body | body_file, sink, timeout,
 **              connect_timeout, follow, proxy, tls} -> op | nil, err
@@ -449,7 +471,7 @@ static int l_request (lua_State *L) {
     return luaL_error(L, "not enough memory");  /* the op's __gc frees the rest */
   set_basics(L, h, url);
   set_tls(L, h);
-  if (!set_headers(L, h))
+  if (!set_headers(L, h) || !set_connect_to(L, h))
     return luaL_error(L, "not enough memory");
   int e = set_body(L, h, method);
   if (e != 0)

@@ -12,7 +12,7 @@ local FIELDS = {
   sink = "string", timeout = "number", connect_timeout = "number", follow = "boolean",
   proxy = "string", tls = "table", stream = "boolean",
   body_offset = "number", body_length = "number", sink_offset = "number", accept_encoding = "boolean",
-  max_body = "number", path_as_is = "boolean",
+  max_body = "number", path_as_is = "boolean", connect_to = "string",
 }
 
 local function check(req)
@@ -33,7 +33,8 @@ end
 --           sink_offset (write the body into sink from there, keeping the rest of the file),
 --           accept_encoding = false (no compressed transfer: bodies byte for byte),
 --           max_body (bytes of body kept in memory, default 64 MiB: past it, http.too_large),
---           path_as_is (send "." and ".." path segments as they are)}
+--           path_as_is (send "." and ".." path segments as they are),
+--           connect_to ("NAME:PORT:HOST:PORT": TLS checks the URL's NAME, the connection goes to HOST)}
 -- -> {status, headers (lower-case names), body, time} | nil, err
 function M.request(req)
   check(req)
