@@ -25,8 +25,10 @@ local M = {}
 
 local SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 local PAGE = 500          -- kubectl's chunk size
-local RETRIES = 5
+local RETRIES = 10          -- client-go's maxRetries
 local TOKEN_FILE_TTL = 60  -- seconds before a token file is read again
+local EXEC_TIMEOUT = 60            -- seconds for an exec plugin that does not prompt
+local EXEC_LOGIN_TIMEOUT = 900     -- seconds for one that does (a device-code login)
 local MAX_LINE = 16 * 1024 * 1024  -- a watch event or log line; objects are at most ~1.5 MB in etcd
 
 -------------------------------------------------------------------- helpers
@@ -159,7 +161,31 @@ local function cluster_settings(cfg, cluster, dir)
     cfg.ca_file = resolve_path(cluster["certificate-authority"], dir)
   end
   cfg.proxy = text(cluster, "proxy-url")
+  cfg.tls_server_name = text(cluster, "tls-server-name")
+  cfg.cluster_entry = cluster  -- what an exec plugin with provideClusterInfo is told
   return cfg
+end
+
+-- An exec plugin's interactiveMode (clientcmd/api/v1 defaults.go: v1beta1 defaults to
+-- IfAvailable; v1 must say, validation.go).
+local EXEC_MODES = { Never = true, IfAvailable = true, Always = true }
+local EXEC_DEFAULT_MODE = { ["client.authentication.k8s.io/v1beta1"] = "IfAvailable",
+  ["client.authentication.k8s.io/v1alpha1"] = "IfAvailable" }
+
+local function exec_settings(exec, dir)
+  if not text(exec, "command") then return config_error("user exec has no command") end
+  if not text(exec, "apiVersion") then return config_error("apiVersion must be specified to use an exec plugin") end
+  local mode = text(exec, "interactiveMode") or EXEC_DEFAULT_MODE[exec.apiVersion]
+  if not mode then
+    return config_error("interactiveMode must be specified for %s to use the exec plugin %s", exec.apiVersion,
+      exec.command)
+  end
+  if not EXEC_MODES[mode] then return config_error("invalid interactiveMode %q", mode) end
+  local settings = setmetatable({ mode = mode }, { __index = exec })
+  -- a command with a "/" in it is a path, relative to the kubeconfig's folder; a bare
+  -- name is looked up in PATH (clientcmd/loader.go GetAuthInfoFileReferences)
+  if exec.command:find("/", 1, true) then settings.command = resolve_path(exec.command, dir) end
+  return settings
 end
 
 local function user_settings(cfg, user, dir)
@@ -179,9 +205,9 @@ local function user_settings(cfg, user, dir)
     end
   end
   if type(user.exec) == "table" then
-    if not text(user.exec, "command") then return config_error("user exec has no command") end
-    cfg.exec = user.exec
-    cfg.exec_dir = dir
+    local exec, err = exec_settings(user.exec, dir)
+    if not exec then return nil, err end
+    cfg.exec = exec
   end
   return cfg
 end
@@ -217,7 +243,11 @@ local function in_cluster(opts)
     .. ":" .. (port or "443")))
   if not server then return nil end
   if not read_file(dir .. "/token") then return nil end
-  local namespace = (read_file(dir .. "/namespace") or "default"):gsub("%s+$", "")
+  -- POD_NAMESPACE first, as client-go's in-cluster loader does (clientcmd inClusterClientConfig.Namespace)
+  local namespace = os.getenv("POD_NAMESPACE")
+  if not namespace or namespace == "" then
+    namespace = (read_file(dir .. "/namespace") or "default"):gsub("%s+$", "")
+  end
   return { context = "in-cluster", server = server, token_file = dir .. "/token", ca_file = dir .. "/ca.crt",
            namespace = namespace }
 end
@@ -235,6 +265,9 @@ function M.load_config(opts)
   local merged, err = load_kubeconfig(files)
   if err then return nil, err end
   if merged then return from_kubeconfig(merged, opts.context) end
+  if opts.kubeconfig then  -- a file named and missing is an error, never a fallback (kubectl: "no such file")
+    return config_error("the kubeconfig %s does not exist", table.concat(files, ", "))
+  end
   local cfg = in_cluster(opts)
   if cfg then return cfg end
   return config_error("no kubeconfig (looked at %s) and not running in a cluster", table.concat(files, ", "))
@@ -245,23 +278,49 @@ end
 local Client = { __name = "ckfb.k8s.client" }
 Client.__index = Client
 
+--- What a plugin with provideClusterInfo gets as spec.cluster (client-go
+-- clientauthentication Cluster: the cluster's connection settings, the CA as data).
+local function cluster_info(cfg)
+  local c = cfg.cluster_entry or {}
+  local ca = cfg.ca_data or (cfg.ca_file and read_file(cfg.ca_file))
+  local ext = type(c.extensions) == "table" and c.extensions or {}
+  local config
+  for _, e in ipairs(ext) do
+    if type(e) == "table" and e.name == "client.authentication.k8s.io/exec" then config = e.extension end
+  end
+  return { server = cfg.server, ["tls-server-name"] = cfg.tls_server_name,
+    ["insecure-skip-tls-verify"] = cfg.insecure or nil, ["proxy-url"] = cfg.proxy, config = config,
+    ["certificate-authority-data"] = ca and require("ckfb.core.hash").base64(ca) or nil }
+end
+
+--- Runs the exec plugin as client-go does (plugin/pkg/client/auth/exec/exec.go): its
+-- stderr reaches the operator; interactive (Always, or IfAvailable on a terminal), it
+-- also reads the terminal, so a device-code login can prompt and wait.
 local function run_exec_plugin(self)
   local exec = self.cfg.exec
+  local on_terminal = require("ckfb.core.sys").isatty(0)
+  if exec.mode == "Always" and not on_terminal then
+    return nil, errors.new("k8s.credentials", "exec plugin '" .. exec.command .. "' cannot support interactive "
+      .. "mode: standard input is not a terminal")
+  end
+  local interactive = exec.mode == "Always" or (exec.mode == "IfAvailable" and on_terminal)
   local argv = { exec.command }
   for _, a in ipairs(table_or_empty(exec.args)) do argv[#argv + 1] = tostring(a) end
-  local env = {
-    KUBERNETES_EXEC_INFO = json.encode({
-      apiVersion = exec.apiVersion, kind = "ExecCredential", spec = { interactive = false } }),
-  }
+  local spec = { interactive = interactive }
+  if exec.provideClusterInfo == true then spec.cluster = cluster_info(self.cfg) end
+  local env = { KUBERNETES_EXEC_INFO = json.encode({ apiVersion = exec.apiVersion, kind = "ExecCredential",
+    spec = spec }) }
   for _, e in ipairs(table_or_empty(exec.env)) do
     if type(e) == "table" and type(e.name) == "string" then env[e.name] = tostring(e.value) end
   end
-  local r, err = proc.run(argv, { env = env, timeout = 60, cwd = self.cfg.exec_dir })
+  local r, err = proc.run(argv, { env = env, terminal = interactive,
+    timeout = interactive and EXEC_LOGIN_TIMEOUT or EXEC_TIMEOUT })
   if not r then
     local hint = exec.installHint and (": " .. exec.installHint:gsub("\n.*", "")) or ""
     return nil, errors.new("k8s.credentials", string.format("exec plugin '%s' failed: %s%s",
       exec.command, err.message, hint))
   end
+  if r.stderr ~= "" then io.stderr:write(log.redact(r.stderr)) end  -- its messages are the operator's
   if r.code ~= 0 then
     return nil, errors.new("k8s.credentials", string.format("exec plugin '%s' exited %d: %s",
       exec.command, r.code, (r.stderr:match("[^\n]+") or "")))
@@ -338,9 +397,21 @@ local function api_error(status_code, body, where)
 end
 M._api_error = api_error
 
-local function retry_delay(response, attempt)
-  local after = tonumber(response and response.headers["retry-after"] or "")
-  if after then return math.min(after, 30) end
+-- What client-go retries (rest/with_retry.go IsNextRetry, checkWait; rest/request.go):
+-- any verb, when a 429 or a 5xx comes with Retry-After (the server says the request was
+-- not done); a GET, also when the connection dropped (IsConnectionReset, IsProbableEOF).
+-- A write is never sent again on a transport error: it may have been done.
+local RETRY_TRANSPORT_GET = { ["http.dropped"] = true }
+local MAX_RETRY_AFTER = 30   -- seconds: a longer Retry-After is capped
+
+local function retry_after(response)
+  local status = response.status
+  if status ~= 429 and status < 500 then return nil end
+  local after = tonumber(response.headers["retry-after"] or "")
+  return after and math.min(math.max(after, 0), MAX_RETRY_AFTER)
+end
+
+local function transport_backoff(attempt)
   return math.min(0.2 * 2 ^ (attempt - 1), 10)
 end
 
@@ -350,8 +421,19 @@ function Client:http_request(method, path, opts, creds)
   local headers = { Accept = "application/json" }
   if creds.token then headers.Authorization = "Bearer " .. creds.token end
   if opts.content_type then headers["Content-Type"] = opts.content_type end
+  local server, connect_to = cfg.server, nil
+  if cfg.tls_server_name then
+    -- the name TLS sends and checks differs from the address (kubeconfig tls-server-name,
+    -- client-go TLSClientConfig.ServerName): the URL names it, the connection goes to the server
+    local scheme, host, port = server:match("^(https?)://(%[?[^/]-%]?):?(%d*)$")
+    port = port ~= "" and port or (scheme == "https" and "443" or "80")
+    headers.Host = host .. ":" .. port
+    server = scheme .. "://" .. cfg.tls_server_name .. ":" .. port
+    connect_to = cfg.tls_server_name .. ":" .. port .. ":" .. host .. ":" .. port
+  end
   return {
-    method = method, url = cfg.server .. path .. query_string(opts.query or {}), headers = headers,
+    method = method, url = server .. path .. query_string(opts.query or {}), headers = headers,
+    connect_to = connect_to,
     body = opts.body, timeout = opts.timeout or self.timeout, proxy = cfg.proxy, stream = opts.stream,
     tls = { ca_file = cfg.ca_file, ca_data = cfg.ca_data, insecure = cfg.insecure or nil,
             cert = creds.cert, key = creds.key, cert_data = creds.cert_data, key_data = creds.key_data },
@@ -359,7 +441,8 @@ function Client:http_request(method, path, opts, creds)
 end
 
 --- request(method, path, {query, body, content_type, timeout}) -> decoded body | nil, err
--- Retries 429 and 5xx (honouring Retry-After), and a 401 once with fresh credentials.
+-- Retries as client-go does (RETRY_TRANSPORT_GET, retry_after), and a 401 once with fresh
+-- credentials.
 function Client:request(method, path, opts)
   opts = opts or {}
   local where = method .. " " .. path
@@ -368,7 +451,12 @@ function Client:request(method, path, opts)
     local creds, cerr = self:credentials()
     if not creds then return nil, cerr end
     local response, err = http.request(self:http_request(method, path, opts, creds))
-    if not response then return nil, err end
+    if not response then
+      if method ~= "GET" or not RETRY_TRANSPORT_GET[err.code] or attempt == RETRIES then return nil, err end
+      log.debug("k8s: %s: %s; again", where, err.message)
+      task.sleep(transport_backoff(attempt))
+      goto continue
+    end
     local status = response.status
     if status >= 200 and status < 300 then
       if opts.raw then return response.body end
@@ -379,18 +467,21 @@ function Client:request(method, path, opts)
     if status == 401 and not refreshed and (self.cfg.token_file or self.cfg.exec) then
       refreshed = true
       self:forget_credentials()
-    elseif (status == 429 or status >= 500) and attempt < RETRIES then
-      local delay = retry_delay(response, attempt)
-      log.debug("k8s: %s answered %d, retrying in %gs", where, status, delay)
+    elseif retry_after(response) and attempt < RETRIES then
+      local delay = retry_after(response)
+      log.debug("k8s: %s answered %d with Retry-After: again in %gs", where, status, delay)
       task.sleep(delay)
     else
       return nil, api_error(status, response.body, where)
     end
+    ::continue::
   end
   return nil, errors.new("k8s.error", where .. ": gave up after " .. RETRIES .. " attempts")
 end
 
 -------------------------------------------------------------------- discovery
+
+local names_match  -- below: how a discovery entry answers to a name
 
 local function split_resource(name)
   local plural, rest = name:match("^([^.]+)%.?(.*)$")
@@ -405,9 +496,14 @@ function Client:group_versions(group)
   if self.discovery.groups == nil then
     local groups, err = self:request("GET", "/apis")
     if not groups then return nil, err end
-    local by = {}
-    for _, g in ipairs(groups.groups or {}) do by[g.name] = g end
-    self.discovery.groups = by
+    local by, order = {}, {}
+    for _, g in ipairs(groups.groups or {}) do
+      if type(g) == "table" and type(g.name) == "string" and type(g.versions) == "table" then
+        by[g.name] = g
+        order[#order + 1] = g
+      end
+    end
+    self.discovery.groups, self.discovery.group_order = by, order
   end
   local g = self.discovery.groups[group]
   if not g then return nil end
@@ -430,34 +526,76 @@ function Client:resource_list(group, version)
   return self.discovery[key]
 end
 
---- resolve("pods" | "workflows.argoproj.io" | "experiments.v1beta1.kubeflow.org")
--- -> {group, version, plural, namespaced, kind} | nil, err (cached per client)
-function Client:resolve(name)
-  self.resolved = self.resolved or {}
-  if self.resolved[name] then return self.resolved[name] end
-  local plural, group, version = split_resource(name)
-  local candidates = {}
-  if group then
-    local versions, err = { version }, nil
-    if not version then versions, err = self:group_versions(group) end
-    if err then return nil, err end
-    for _, v in ipairs(versions or {}) do candidates[#candidates + 1] = { group, v } end
-  else
-    candidates[1] = { nil, "v1" }
+--- Every group's preferred version, the core group first, in the order the server lists
+-- them (kubectl's RESTMapper searches them so for a name without a group).
+function Client:all_groups()
+  local out = { { nil, "v1" } }
+  local _, err = self:group_versions("")
+  if err then return nil, err end
+  for _, g in ipairs(self.discovery.group_order) do
+    out[#out + 1] = { g.name, g.preferredVersion and g.preferredVersion.version or (g.versions[1] or {}).version }
   end
+  return out
+end
+
+--- A discovery entry answers to its plural; without a group, also to its singular and
+-- short names (kubectl get sc), and never as a subresource (pods/log).
+function names_match(r, name, unqualified)
+  if type(r.name) ~= "string" or r.name:find("/", 1, true) then return false end
+  if r.name == name then return true end
+  if not unqualified then return false end
+  if r.singularName == name then return true end
+  for _, short in ipairs(type(r.shortNames) == "table" and r.shortNames or {}) do
+    if short == name then return true end
+  end
+  return false
+end
+
+--- The first discovery entry among candidates ({group, version}...) answering to name:
+-- {group, version, plural, namespaced, kind} | false (none) | nil, err
+function Client:find_in(candidates, name, unqualified)
   for _, c in ipairs(candidates) do
     local resources, err = self:resource_list(c[1], c[2])
     if not resources then
       if not errors.is(err, "k8s.not_found") then return nil, err end
     else
       for _, r in ipairs(resources) do
-        if r.name == plural then
-          local info = { group = c[1], version = c[2], plural = plural, namespaced = r.namespaced, kind = r.kind }
-          self.resolved[name] = info
-          return info
+        if names_match(r, name, unqualified) then
+          return { group = c[1], version = c[2], plural = r.name, namespaced = r.namespaced, kind = r.kind }
         end
       end
     end
+  end
+  return false
+end
+
+--- resolve("pods" | "storageclasses" | "sc" | "workflows.argoproj.io" | "experiments.v1beta1.kubeflow.org")
+-- -> {group, version, plural, namespaced, kind} | nil, err (cached per client)
+function Client:resolve(name)
+  self.resolved = self.resolved or {}
+  if self.resolved[name] then return self.resolved[name] end
+  local plural, group, version = split_resource(name)
+  local info, err
+  if group then
+    local versions = { version }
+    if not version then versions, err = self:group_versions(group) end
+    if err then return nil, err end
+    local candidates = {}
+    for _, v in ipairs(versions or {}) do candidates[#candidates + 1] = { group, v } end
+    info, err = self:find_in(candidates, plural, false)
+  else
+    info, err = self:find_in({ { nil, "v1" } }, plural, true)  -- the core group first
+    if info == false then
+      local all
+      all, err = self:all_groups()
+      if not all then return nil, err end
+      info, err = self:find_in(all, plural, true)
+    end
+  end
+  if info == nil then return nil, err end
+  if info then
+    self.resolved[name] = info
+    return info
   end
   return nil, errors.new("k8s.unknown_resource", string.format(
     "the server does not know the resource '%s' (name it as plural.group, e.g. workflows.argoproj.io)", name))
@@ -488,7 +626,8 @@ function Client:get(resource, name, opts)
 end
 
 local function list_query(opts, continue)
-  return { limit = opts.limit or PAGE, labelSelector = opts.label_selector, fieldSelector = opts.field_selector,
+  local limit = opts.limit or PAGE
+  return { limit = limit > 0 and limit or nil, labelSelector = opts.label_selector, fieldSelector = opts.field_selector,
            continue = continue, resourceVersion = not continue and opts.resource_version or nil }
 end
 
@@ -513,10 +652,19 @@ end
 
 --- list(resource, {namespace, all_namespaces, label_selector, field_selector, limit})
 -- -> items (every page), resourceVersion | nil, err
+-- When the continue token of a later page has expired (410), the list is asked again
+-- whole, in one request, as client-go's pager does (tools/pager FullListIfExpired).
 function Client:list(resource, opts)
-  local items, rv = {}, nil
+  opts = opts or {}
+  local items, rv, pages = {}, nil, 0
   for page, err_or_rv in self:pages(resource, opts) do
-    if not page then return nil, err_or_rv end
+    if not page then
+      if pages == 0 or not errors.is(err_or_rv, "k8s.expired") then return nil, err_or_rv end
+      log.debug("k8s: the list of %s expired between pages: listing it whole", resource)
+      local whole = setmetatable({ limit = 0 }, { __index = opts })
+      return self:list(resource, whole)
+    end
+    pages = pages + 1
     table.move(page, 1, #page, #items + 1, items)
     rv = err_or_rv
   end
@@ -637,14 +785,22 @@ local function each_line(s, where, on_line, max_line, deadline)
   end
 end
 
+-- A watch stream that drops (a load balancer's idle timeout, an API server restarting
+-- during an upgrade) resumes; so does one that could not be opened for the same reasons.
+local WATCH_RESUMES = { ["http.dropped"] = true, ["http.timeout"] = true, ["http.connect"] = true,
+  ["k8s.server_error"] = true, ["k8s.too_many_requests"] = true }
+local WATCH_MAX_FAILURES = 10      -- in a row, with no event between
+local WATCH_RESTART_DELAY = 0.2    -- seconds, growing with each failure in a row
+
 --- watch(resource, {namespace, all_namespaces, label_selector, field_selector,
 --  resource_version, timeout}, handler) -> true | nil, err
 -- handler(type, object) is called for each event as it arrives (ADDED,
 -- MODIFIED, DELETED; bookmarks only move the resourceVersion on); returning
 -- false stops the watch. With a timeout the watch ends (true) when it has
 -- passed, however the server keeps the stream open. The watch
--- resumes from the last resourceVersion when the server ends a stream, and
--- after 410 Expired it lists again and hands every item over as ADDED.
+-- resumes from the last resourceVersion when the server ends a stream or it
+-- drops (WATCH_RESUMES), and after 410 Expired it lists again and hands every
+-- item over as ADDED.
 function Client:watch(resource, opts, handler)
   opts = opts or {}
   if type(handler) ~= "function" then error("k8s.watch: handler must be a function", 2) end
@@ -658,15 +814,16 @@ function Client:watch(resource, opts, handler)
       label_selector = opts.label_selector, field_selector = opts.field_selector, limit = 1 })
     rv = list_rv
   end
+  local failures = 0   -- transport failures in a row, with no event between them
   while true do
     local remaining = deadline and math.max(1, math.ceil(deadline - loop.now())) or 300
     local s, serr = self:open_stream(path, {
       watch = "true", resourceVersion = rv, allowWatchBookmarks = "true", timeoutSeconds = remaining,
       labelSelector = opts.label_selector, fieldSelector = opts.field_selector }, remaining + 5)
-    if not s then return nil, serr end
-    local expired, event_err = false, nil
-    local outcome, lerr = each_line(s, "WATCH " .. path, function(line)
+    local expired, event_err, outcome, lerr = false, nil, nil, serr
+    if s then outcome, lerr = each_line(s, "WATCH " .. path, function(line)
       if line == "" then return true end
+      failures = 0
       local event = json.decode(line)
       if type(event) ~= "table" or type(event.object) ~= "table" then return true end
       if event.type == "ERROR" then
@@ -678,8 +835,15 @@ function Client:watch(resource, opts, handler)
       if type(meta) == "table" and meta.resourceVersion then rv = meta.resourceVersion end
       if event.type == "BOOKMARK" then return true end  -- only moves the resourceVersion on
       return handler(event.type, event.object) ~= false
-    end, self.max_line, deadline)
+    end, self.max_line, deadline) end
     if outcome == "deadline" then return true end
+    if not outcome and WATCH_RESUMES[lerr.code] and failures < WATCH_MAX_FAILURES then
+      -- client-go tools/watch/retrywatcher.go: a dropped stream resumes from the last resourceVersion
+      failures = failures + 1
+      log.debug("k8s: %s: %s; resuming from resourceVersion %s", path, lerr.message, tostring(rv))
+      task.sleep(math.min(WATCH_RESTART_DELAY * failures, 5))
+      outcome = "ended"
+    end
     if not outcome then return nil, lerr end
     if event_err then return nil, event_err end
     if outcome == "stopped" and not expired then return true end

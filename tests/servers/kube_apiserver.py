@@ -16,7 +16,9 @@ Tokens: "admin-token" (user admin) and "alice-token" (user alice, who is
 forbidden everything in the namespace "forbidden").
 
 Test control (no auth; loopback only):
-  POST /__control/fail      {"path": prefix, "status": 429|500|503, "count": n, "retry_after": s}
+  POST /__control/fail      {"path": prefix, "status": 429|500|503|504|0, "count": n, "retry_after": s}
+                            (status 0: the connection drops with no answer; no retry_after:
+                            no Retry-After header)
                             (count 0 clears the faults of that path)
   POST /__control/expire    continue tokens issued so far become too old (410)
   POST /__control/compact   watches from resourceVersions so far get 410 Expired
@@ -25,6 +27,9 @@ Test control (no auth; loopback only):
   POST /__control/flood     {"mode": "noline" | "bookmarks" | null}: watches and followed
                             logs ignore timeoutSeconds and send, until the client hangs
                             up, 64 KiB pieces with no newline, or a BOOKMARK every 0.1 s
+  POST /__control/drop      {"after": n, "count": k}: the next k watch streams each send n events,
+                            then the connection drops (no end of the chunked body), as a load
+                            balancer or an API server restarting drops it
   POST /__control/velero    {"items": n, "item_delay": s}: how the Velero controller stand-in
                             runs a Backup (default 5 items, no delay)
   GET  /__control/requests  every request seen: [{"method", "path", "user", "auth"}]
@@ -36,6 +41,7 @@ item_delay, then to Completed with completionTimestamp.
 """
 import base64
 import copy
+import socket
 import json
 import os
 import ssl
@@ -81,6 +87,7 @@ class Store:
         self.watch_limit = None
         self.flood = None
         self.velero = {"items": 5, "item_delay": 0}
+        self.drop = {"after": 0, "count": 0}
 
     def next_rv(self):
         self.rv += 1
@@ -100,12 +107,15 @@ class Store:
 STORE = Store()
 
 
+SHORT_NAMES = {"storageclasses": ["sc"], "workflows": ["wf"], "experiments": [], "leases": []}  # as the real ones
+
+
 def resource_table():
     """(group or None, version) -> [(plural, kind, namespaced, short)]"""
     table = {(None, "v1"): CORE}
     for g, versions in GROUPS.items():
         for v, res in versions.items():
-            table[(g, v)] = [(p, k, n, []) for p, k, n in res]
+            table[(g, v)] = [(p, k, n, SHORT_NAMES.get(p, [])) for p, k, n in res]
     return table
 
 
@@ -258,6 +268,12 @@ class Handler(BaseHTTPRequestHandler):
                 fault["count"] -= 1
         if user is None:
             return self.send_json(*status(401, "Unauthorized", "Unauthorized"))
+        if fault:  # what the request sent is read first, or it would be taken for the next request
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if fault and fault["status"] == 0:  # the connection drops before any answer
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return None
         if fault:
             extra = [("Retry-After", str(fault["retry_after"]))] if fault.get("retry_after") is not None else []
             reason = "TooManyRequests" if fault["status"] == 429 else "InternalError"
@@ -294,6 +310,8 @@ class Handler(BaseHTTPRequestHandler):
                 STORE.flood = data["mode"]
             elif what == "velero":
                 STORE.velero.update(data)
+            elif what == "drop":
+                STORE.drop = {"after": int(data.get("after", 0)), "count": int(data.get("count", 0))}
             elif what == "requests":
                 return self.send_json(200, STORE.requests)
             else:
@@ -413,11 +431,21 @@ class Handler(BaseHTTPRequestHandler):
                     self.end_chunked()
                     return None
                 sent = since
+                drop_after = None
+                if STORE.drop["count"] > 0:
+                    STORE.drop["count"] -= 1
+                    drop_after = STORE.drop["after"]
                 while time.time() < deadline:
                     for rv, k, kind, obj in STORE.events:
                         if rv > sent and k == key and (namespace is None or obj["metadata"].get("namespace") == namespace) \
                                 and label_match(obj["metadata"].get("labels", {}), query.get("labelSelector")):
+                            if drop_after is not None and drop_after == 0:
+                                self.close_connection = True
+                                self.connection.shutdown(socket.SHUT_RDWR)  # mid-stream, no last chunk
+                                return None
                             self.chunk(json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n")
+                            if drop_after is not None:
+                                drop_after -= 1
                         sent = max(sent, rv)
                     STORE.lock.wait(timeout=min(1.0, max(0.01, deadline - time.time())))
                 if bookmarks:
@@ -425,7 +453,7 @@ class Handler(BaseHTTPRequestHandler):
                                                            "metadata": {"resourceVersion": str(STORE.rv)}}}
                     self.chunk(json.dumps(mark).encode() + b"\n")
             self.end_chunked()
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             pass
         return None
 

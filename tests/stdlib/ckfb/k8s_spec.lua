@@ -96,12 +96,13 @@ describe("ckfb.k8s", function()
           'printf \'{"apiVersion":"%s","kind":"ExecCredential","status":{"token":"%s","expirationTimestamp":"%s"}}\' '
             .. '"' .. api .. '" "$TOKEN" "$EXPIRES"',
         }, "\n"), "0755")
-        local c = client({ exec = { apiVersion = api, command = plugin,
+        local mode = api:match("/v1$") and "Never" or nil   -- v1 must say (v1beta1 defaults to IfAvailable)
+        local c = client({ exec = { apiVersion = api, command = plugin, interactiveMode = mode,
           env = { { name = "TOKEN", value = "admin-token" }, { name = "EXPIRES", value = "2099-01-01T00:00:00Z" } } } })
         assert(c:get("namespaces", "default"))
         assert(c:get("namespaces", "kubeflow"))
         assert.equal(1, select(2, read(counter):gsub("x", "")))
-        local expired = client({ exec = { apiVersion = api, command = plugin,
+        local expired = client({ exec = { apiVersion = api, command = plugin, interactiveMode = mode,
           env = { { name = "TOKEN", value = "admin-token" }, { name = "EXPIRES", value = "2001-01-01T00:00:00Z" } } } })
         assert(expired:get("namespaces", "default"))
         assert(expired:get("namespaces", "kubeflow"))
@@ -112,7 +113,7 @@ describe("ckfb.k8s", function()
 
     it("reports a failing exec plugin with its install hint", function()
       local c = client({ exec = { apiVersion = "client.authentication.k8s.io/v1", command = "ckfb-no-such-plugin",
-        installHint = "install it from example.com" } })
+        interactiveMode = "Never", installHint = "install it from example.com" } })
       local v, err = c:get("namespaces", "default")
       assert.is_nil(v)
       assert.equal("k8s.credentials", err.code)
@@ -280,7 +281,7 @@ describe("ckfb.k8s", function()
       assert.equal("k8s.invalid", invalid.code)
     end)
 
-    it("retries 429 honouring Retry-After, and 5xx, then succeeds", function()
+    it("retries 429 and 5xx that come with Retry-After, then succeeds", function()
       control("fail", { path = "/api/v1/namespaces/user-0/pods", status = 429, retry_after = 1, count = 1 })
       local t0 = loop.now()
       assert(c:list("pods"))
@@ -416,6 +417,246 @@ describe("ckfb.k8s", function()
 
     it("raises on misuse", function()
       assert.has_error(function() c:watch("pods", {}) end)
+    end)
+  end)
+
+  describe("at client-go's level (kubectl as the peer)", function()
+    local kc_path
+    before_each(function() kc_path = kubeconfig("peer", { token = "admin-token" }, nil, "kubeflow") end)
+
+    local function kubectl(...)
+      return assert(proc.run({ "kubectl", "--kubeconfig", kc_path, ... }, { env = { HOME = TMP }, timeout = 60 }))
+    end
+
+    --- The requests the server saw since `mark` whose method and path match.
+    local function seen_since(mark, method, prefix)
+      local n = 0
+      local all = requests()
+      for i = mark + 1, #all do
+        if all[i].method == method and all[i].path:sub(1, #prefix) == prefix then n = n + 1 end
+      end
+      return n
+    end
+
+    local function configmap(name)
+      return { apiVersion = "v1", kind = "ConfigMap", metadata = { name = name }, data = { k = "v" } }
+    end
+
+    it("sends a write once on 504 without Retry-After, as kubectl does, and again when it comes", function()
+      local c = assert(k8s.client { kubeconfig = kc_path })
+      local path = "/api/v1/namespaces/kubeflow/configmaps"
+      control("fail", { path = path, status = 504, count = 2 })
+      local mark = #requests()
+      local _, err = c:create("configmaps", configmap("retry-ckfb"))
+      assert.equal("k8s.server_error", err.code)
+      local ckfb_posts = seen_since(mark, "POST", path)
+      control("fail", { path = path, status = 504, count = 0 })
+      control("fail", { path = path, status = 504, count = 2 })
+      mark = #requests()
+      local spec = write(TMP .. "/cm.json", json.encode(configmap("retry-kubectl")))
+      local kc = kubectl("create", "--validate=false", "-f", spec)
+      assert.equal(1, kc.code)
+      assert.matches("injected failure", kc.stderr)
+      assert.equal(1, ckfb_posts)
+      assert.equal(ckfb_posts, seen_since(mark, "POST", path))       -- the same count as kubectl's
+      control("fail", { path = path, status = 504, count = 0 })
+      control("fail", { path = path, status = 503, retry_after = 0, count = 2 })
+      mark = #requests()
+      assert(c:create("configmaps", configmap("retry-after")))
+      assert.equal(3, seen_since(mark, "POST", path))
+      control("fail", { path = path, status = 503, retry_after = 0, count = 2 })
+      mark = #requests()
+      spec = write(TMP .. "/cm.json", json.encode(configmap("retry-after-kubectl")))
+      assert.equal(0, kubectl("create", "--validate=false", "-f", spec).code)
+      assert.equal(3, seen_since(mark, "POST", path))                  -- kubectl: the same three
+      c:delete("configmaps", "retry-after")
+      c:delete("configmaps", "retry-after-kubectl")
+    end)
+
+    it("sends a GET again when the connection drops, as kubectl does", function()
+      local c = assert(k8s.client { kubeconfig = kc_path })
+      local path = "/api/v1/namespaces/kubeflow/configmaps"
+      -- two drops: an HTTP client tries a dropped reused connection once more by itself;
+      -- the second is client-go's to retry (a GET on IsProbableEOF)
+      control("fail", { path = path, status = 0, count = 2 })
+      local mark = #requests()
+      assert(c:list("configmaps"))
+      local ckfb_gets = seen_since(mark, "GET", path)
+      control("fail", { path = path, status = 0, count = 2 })
+      mark = #requests()
+      assert.equal(0, kubectl("get", "configmaps", "-o", "name").code)
+      assert.equal(3, ckfb_gets)
+      assert.equal(ckfb_gets, seen_since(mark, "GET", path))
+    end)
+
+    it("resumes a watch through three dropped connections, losing and repeating no event", function()
+      local c = assert(k8s.client { kubeconfig = kc_path })
+      local _, rv = assert(c:list("configmaps", { limit = 1 }))
+      local made = {}
+      for i = 1, 8 do
+        made[i] = "watched-" .. i
+        assert(c:create("configmaps", configmap(made[i])))
+      end
+      control("drop", { after = 2, count = 3 })
+      local mark = #requests()
+      local got = {}
+      assert(c:watch("configmaps", { resource_version = rv, timeout = 20 }, function(kind, obj)
+        if kind == "ADDED" and obj.metadata.name:match("^watched%-") then got[#got + 1] = obj.metadata.name end
+        return #got < #made
+      end))
+      assert.same(made, got)
+      assert.equal(4, seen_since(mark, "GET", "/api/v1/namespaces/kubeflow/configmaps?"))  -- 3 drops, 4 streams
+      for _, name in ipairs(made) do c:delete("configmaps", name) end
+    end)
+
+    it("lists whole again when a continue token expired between pages (pager FullListIfExpired)", function()
+      local c = assert(k8s.client { kubeconfig = kc_path })
+      local pages = 0
+      local request = c.request
+      c.request = function(self, method, path, opts)
+        if path == "/api/v1/pods" and opts.query.continue then
+          pages = pages + 1
+          if pages == 1 then control("expire") end
+        end
+        return request(self, method, path, opts)
+      end
+      local items = assert(c:list("pods", { all_namespaces = true, limit = 10 }))
+      assert.equal(30, #items)
+      assert.equal(30, #assert(k8s.client { kubeconfig = kc_path }):list("pods", { all_namespaces = true }))
+    end)
+
+    it("resolves names as kubectl does: storageclasses, sc, and a group's resources", function()
+      local c = assert(k8s.client { kubeconfig = kc_path })
+      local sc = assert(c:resolve("storageclasses"))
+      assert.equal("storage.k8s.io", sc.group)
+      assert.equal("storageclasses", assert(c:resolve("sc")).plural)
+      assert.equal("argoproj.io", assert(c:resolve("workflows")).group)
+      assert.equal(1, #assert(c:list("sc")))
+      assert.equal(0, kubectl("get", "sc", "-o", "name").code)
+      local _, err = c:resolve("frobs")
+      assert.equal("k8s.unknown_resource", err.code)
+    end)
+
+    it("resolves a relative exec command against the kubeconfig's folder, and passes its stderr on", function()
+      local dir = TMP .. "/kc-folder"
+      assert(proc.run({ "mkdir", "-p", dir .. "/bin" }))
+      write(dir .. "/bin/plugin.sh", table.concat({
+        "#!/bin/sh",
+        "echo 'plugin: signing in as ckfb' >&2",
+        'case "$KUBERNETES_EXEC_INFO" in *\'"server":"' .. SERVER .. '"\'*) ;;',
+        '  *) echo "no cluster info" >&2; exit 3 ;; esac',
+        'echo \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+          .. '"status":{"token":"admin-token"}}\'',
+      }, "\n"), "0755")
+      local doc = json.decode(read(kubeconfig("relative", { exec = { apiVersion = "client.authentication.k8s.io/v1",
+        command = "./bin/plugin.sh", interactiveMode = "Never", provideClusterInfo = true } })))
+      local path = write(dir .. "/config", json.encode(doc))
+      local r = assert(proc.run({ os.getenv("CKFB"), "-e", [[
+local c = assert(require("ckfb.k8s").client { kubeconfig = os.getenv("KC") })
+print(assert(c:get("namespaces", "kubeflow")).metadata.name)]] }, { cwd = "/", timeout = 30, env = { KC = path } }))
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("kubeflow\n", r.stdout)
+      assert.matches("plugin: signing in as ckfb", r.stderr)
+      local kc = assert(proc.run({ "kubectl", "--kubeconfig", path, "get", "ns", "kubeflow", "-o", "name" },
+        { cwd = "/", env = { HOME = TMP } }))
+      assert.equal(0, kc.code, kc.stderr)
+      proc.run({ "rm", "-rf", dir })
+    end)
+
+    it("refuses an exec plugin of v1 that does not say its interactiveMode, as kubectl does", function()
+      local path = kubeconfig("nomode", { exec = { apiVersion = "client.authentication.k8s.io/v1", command = "true" } })
+      local c, err = k8s.client { kubeconfig = path }
+      assert.is_nil(c)
+      assert.matches("interactiveMode must be specified", err.message)
+      local kc = assert(proc.run({ "kubectl", "--kubeconfig", path, "get", "ns" }, { env = { HOME = TMP } }))
+      assert.not_equal(0, kc.code)
+      assert.matches("interactiveMode must be specified", kc.stderr)
+      local always = kubeconfig("always", { exec = { apiVersion = "client.authentication.k8s.io/v1",
+        command = "true", interactiveMode = "Always" } })
+      local _, aerr = assert(k8s.client { kubeconfig = always }):get("namespaces", "kubeflow")
+      assert.matches("standard input is not a terminal", aerr.message)
+    end)
+
+    it("fails an explicit kubeconfig that does not exist, never falling back to the pod's account", function()
+      local _, err = k8s.client { kubeconfig = TMP .. "/no-such.kubeconfig", server = SERVER }
+      assert.equal("k8s.config", err.code)
+      assert.matches("no%-such%.kubeconfig does not exist", err.message)
+    end)
+
+    it("takes POD_NAMESPACE in the cluster", function()
+      local dir = TMP .. "/sa-ns"
+      proc.run({ "mkdir", "-p", dir })
+      write(dir .. "/token", "admin-token")
+      write(dir .. "/namespace", "kubeflow")
+      local r = assert(proc.run({ os.getenv("CKFB"), "-e", [[
+local c = assert(require("ckfb.k8s").client { in_cluster = true, service_account_dir = os.getenv("SA"),
+  server = "https://x" })
+print(c.cfg.namespace)]] }, { env = { POD_NAMESPACE = "user-0", SA = dir } }))
+      assert.equal("user-0\n", r.stdout)
+      proc.run({ "rm", "-rf", dir })
+    end)
+
+    --- A Kubernetes test server of this test's own, with another certificate; -> its URL, stop()
+    local function own_server(name, cert, key)
+      local portfile = TMP .. "/" .. name .. ".port"
+      local server = task.spawn(proc.run, { "/usr/bin/python3", "tests/servers/kube_apiserver.py", portfile,
+        CERTS .. "/" .. cert, CERTS .. "/" .. key, CERTS .. "/ca.crt" }, { timeout = 300 })
+      local deadline = loop.now() + 10
+      while not io.open(portfile) and loop.now() < deadline do task.sleep(0.05) end
+      local port = assert(read(portfile), "the server did not start"):match("%d+")
+      return "https://127.0.0.1:" .. port, function() server:cancel(); os.remove(portfile) end
+    end
+
+    local function verdict(path, argv_prefix)
+      local code = [[
+local c, err = require("ckfb.k8s").client { kubeconfig = os.getenv("KC") }
+local ns
+if c then ns, err = c:get("namespaces", "kubeflow") end
+print(ns and "ok" or ("refused " .. err.code))]]
+      local argv = { table.unpack(argv_prefix or {}) }
+      for _, a in ipairs { os.getenv("CKFB"), "-e", code } do argv[#argv + 1] = a end
+      local ckfb = assert(proc.run(argv, { env = { KC = path, HOME = TMP }, timeout = 60 })).stdout
+      argv = { table.unpack(argv_prefix or {}) }
+      for _, a in ipairs { "kubectl", "--kubeconfig", path, "get", "ns", "kubeflow", "-o", "name" } do
+        argv[#argv + 1] = a
+      end
+      local kc = assert(proc.run(argv, { env = { HOME = TMP }, timeout = 60 }))
+      return ckfb:gsub("\n$", ""), kc.code == 0 and "ok" or "refused"
+    end
+
+    it("checks the certificate against tls-server-name, as kubectl does", function()
+      local url, stop = own_server("named", "named.crt", "named.key")
+      local named = kubeconfig("named", { token = "admin-token" },
+        { server = url, ["tls-server-name"] = "kube.internal" })
+      local plain = kubeconfig("unnamed", { token = "admin-token" }, { server = url })
+      local with_ckfb, with_kubectl = verdict(named)
+      local without_ckfb, without_kubectl = verdict(plain)
+      stop()
+      assert.same({ "ok", "ok" }, { with_ckfb, with_kubectl })
+      assert.same({ "refused http.tls", "refused" }, { without_ckfb, without_kubectl })
+    end)
+
+    it("trusts only the kubeconfig's CA, not the system's store, as kubectl does", function()
+      -- a private mount namespace where the system's store holds another CA, which signed
+      -- the certificate of this server (a TLS-intercepting proxy trusted by the system)
+      local store = TMP .. "/fake-system-store"
+      assert(proc.run({ "mkdir", "-p", store }))
+      write(store .. "/ca-certificates.crt", read(CERTS .. "/other-ca.crt"))
+      write(store .. "/other-ca.pem", read(CERTS .. "/other-ca.crt"))
+      assert.equal(0, assert(proc.run({ "openssl", "rehash", store })).code)
+      local url, stop = own_server("intercept", "intercept.crt", "intercept.key")
+      local own_ca = kubeconfig("own-ca", { token = "admin-token" }, { server = url })
+      local no_ca = write(TMP .. "/no-ca.kubeconfig", json.encode { apiVersion = "v1", kind = "Config",
+        ["current-context"] = "t", clusters = { { name = "c", cluster = { server = url } } },
+        users = { { name = "u", user = { token = "admin-token" } } },
+        contexts = { { name = "t", context = { cluster = "c", user = "u" } } } })
+      local in_ns = { "unshare", "-rm", "sh", "-c", 'mount --bind "$0" /etc/ssl/certs && exec "$@"', store }
+      local ca_ckfb, ca_kubectl = verdict(own_ca, in_ns)
+      local sys_ckfb, sys_kubectl = verdict(no_ca, in_ns)
+      stop()
+      proc.run({ "rm", "-rf", store })
+      assert.same({ "ok", "ok" }, { sys_ckfb, sys_kubectl })          -- the fake store is the system's there
+      assert.same({ "refused http.tls", "refused" }, { ca_ckfb, ca_kubectl })
     end)
   end)
 end)
