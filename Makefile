@@ -19,7 +19,9 @@ endif
 
 # libcurl is loaded with dlopen on first use (host/lcurl.h): only its headers here.
 PKGS     = lua5.4 lua5.4-cjson yaml-0.1
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0)
+# The version: semver in the file VERSION; the commit beside it (ckfb version).
+VERSION := $(shell cat VERSION)
+COMMIT  := $(shell git describe --always --dirty --exclude '*' 2>/dev/null || echo unknown)
 WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
            -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) \
@@ -45,7 +47,7 @@ FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer-no-link,address,u
                $(shell pkg-config --cflags $(PKGS) libcurl) -Ibuild-fuzz/gen -Ihost
 FUZZ_OBJ     = $(patsubst host/%.c,build-fuzz/obj/%.o,$(filter-out host/main.c,$(HOST_SRC))) build-fuzz/obj/embedded.o
 
-.PHONY: all test check test-san lint bench run setup install clean help fuzz valgrind
+.PHONY: all test check test-san lint bench run setup install clean help fuzz valgrind deb
 all: $(BUILD)/ckfb
 
 $(BUILD)/ckfb: $(HOST_OBJ) $(BUILD)/obj/embedded.o
@@ -58,7 +60,7 @@ $(BUILD)/obj/%.o: host/%.c host/*.h $(BUILD)/gen/version.h | $(BUILD)/obj
 
 # Rewritten only when `git describe` changes, so a commit rebuilds what shows it.
 $(BUILD)/gen/version.h: FORCE | $(BUILD)/gen
-	$(Q)echo '#define CKFB_VERSION "$(VERSION)"' > $@.tmp
+	$(Q)printf '#define CKFB_VERSION "%s"\n#define CKFB_COMMIT "%s"\n' '$(VERSION)' '$(COMMIT)' > $@.tmp
 	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 FORCE:
@@ -98,7 +100,7 @@ test-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 test
 
 lint:
-	$(Q)luacheck -q stdlib scripts tests bench examples
+	$(Q)luacheck -q stdlib scripts tests bench examples tools
 
 check: lint test test-san
 
@@ -109,6 +111,10 @@ VALGRIND_SPECS = tests/stdlib/ckfb/json_spec.lua tests/stdlib/ckfb/yaml_spec.lua
 valgrind: $(BUILD)/ckfb
 	$(Q)CKFB=$(BUILD)/ckfb CKFB_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite \
 	  --errors-for-leak-kinds=definite --error-exitcode=99 --trace-children=no" tests/run $(VALGRIND_SPECS)
+
+# The Debian package (packaging/build-deb): binary, man pages, completions, systemd units.
+deb: $(BUILD)/ckfb
+	$(Q)packaging/build-deb $(BUILD)/ckfb $(BUILD)
 
 bench: build/ckfb
 	$(Q)bench/run

@@ -229,5 +229,7 @@ int luaopen_ckfb_core_sys (lua_State *L) {
   luaL_newlib(L, sys_funcs);
   lua_pushliteral(L, CKFB_VERSION);
   lua_setfield(L, -2, "version");
+  lua_pushliteral(L, CKFB_COMMIT);
+  lua_setfield(L, -2, "commit");
   return 1;
 }

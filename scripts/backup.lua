@@ -28,6 +28,7 @@ local hooks = require "ckfb.hooks"
 local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local plan = require "ckfb.plan"
+local metrics = require "ckfb.metrics"
 local sets = require "ckfb.sets"
 local sys = require "ckfb.sys"
 
@@ -282,7 +283,26 @@ local function report(run)
   return r
 end
 
+--- With -q: nothing on success; on anything else, one line.
+local function quiet_summary(run)
+  if run.status == "complete" then return end
+  local bad, started = {}, {}
+  for _, list in ipairs { run.velero, run.databases } do
+    for _, r in ipairs(list) do
+      started[r.target or r.app] = true
+      if r.status ~= "created" or r.verified == false then bad[#bad + 1] = r.target or r.app end
+    end
+  end
+  for _, name in ipairs(run.checks.found.targets) do  -- a chain stopped before them
+    if not started[name] then bad[#bad + 1] = name end
+  end
+  io.stderr:write(string.format("ckfb backup: set %s %s%s%s\n", run.id, run.status,
+    #bad > 0 and (": " .. table.concat(bad, ", ") .. " not backed up") or "",
+    run.error and (" (" .. run.error:match("^[^\n]*") .. ")") or ""))
+end
+
 local function summary(run)
+  if not log.enabled("info") then return quiet_summary(run) end
   local lines = { string.format("backup set %s: %s", run.id, run.status) }
   for _, r in ipairs(run.velero) do
     lines[#lines + 1] = string.format("  velero   %-48s %-8s %s%s", r.target, r.status, r.backup_name or r.error or "",
@@ -345,6 +365,7 @@ end
 local function finish(run, code)
   run.checks.found.lock:release()
   run.plan:close()
+  metrics.record_backup(run.cfg, run.status, run.plan)
   summary(run)
   if not plan.emit(report(run), run.opts) and code == EXIT.ok then code = EXIT.failed end  -- asked, not delivered
   local ok, err = run.plan:hook("on_end")  -- notifications: the run is over, so their errors only warn
@@ -355,8 +376,13 @@ end
 local function refuse(run)
   run.status = "refused"
   if run.checks.found.lock then run.checks.found.lock:release() end
+  metrics.record_backup(run.cfg, run.status, run.plan)
   plan.emit(report(run), run.opts)
-  io.stderr:write("ckfb backup: refused by preflight: nothing was changed\n")
+  local failed = {}
+  for _, c in ipairs(run.checks) do
+    if c.status == "fail" then failed[#failed + 1] = c.name end
+  end
+  io.stderr:write("ckfb backup: refused by preflight (", table.concat(failed, ", "), "): nothing was changed\n")
   local ok, err = run.plan:hook("on_end")
   if not ok then log.warn("%s", err.message) end
   return EXIT.refused
@@ -388,7 +414,7 @@ local function main(args)
   run.plan.k8s = run.checks.found.k8s
   local hooked, perr = run.plan:hook("preflight")
   if not hooked then run.checks:add("hooks", "fail", perr.message) end
-  run.checks:print()
+  if log.enabled("info") or run.checks:refused() then run.checks:print() end
   if run.checks:refused() then return refuse(run) end
   declare(run, run.plan)
   if not opts.dry_run then run.plan:show(progress.new { title = "ckfb backup " .. run.id }) end
@@ -398,7 +424,9 @@ local function main(args)
     else print(run.plan:text()) end
     return EXIT.ok
   end
-  if not run.plan.view.live then io.stderr:write(run.plan:text(), "\n") end  -- the live view shows it itself
+  if not run.plan.view.live and log.enabled("info") then  -- the live view shows it itself
+    io.stderr:write(run.plan:text(), "\n")
+  end
   local called, code, err = xpcall(execute, function(e) return e end, run)
   if called and code then return finish(run, code) end
   local failure = called and err or code   -- execute's nil, err, or what it raised

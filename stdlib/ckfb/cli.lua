@@ -21,29 +21,49 @@ local function shipped_names()
   return table.concat(names, ", ")
 end
 
-local function usage()
-  return table.concat({
-    "usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]",
-    "       ckfb                       the prompt (on a terminal; otherwise chunks from stdin)",
-    "       ckfb stdlib list | stdlib cat MODULE",
+--- The commands an operator runs, in the order the help lists them.
+M.COMMANDS = {
+  { "backup", "back up Charmed Kubeflow: velero and database backups, verified, recorded as one set" },
+  { "list", "the recorded backup sets, with the live status of every component" },
+  { "restore", "restore a backup set, in the order of Canonical's guide" },
+  { "prune", "delete old backup sets whole" },
+  { "help", "this help, or a command's (ckfb help backup)" },
+  { "version", "ckfb's version and the commit it was built from" },
+}
+
+--- "ckfb 0.5.0 (commit 0cdcc33, Lua 5.4)"
+function M.version_line()
+  return string.format("ckfb %s (commit %s, %s)", sys.version, sys.commit, _VERSION)
+end
+
+function M.usage()
+  local lines = {
+    "usage: ckfb [options] COMMAND [ARGS...]",
     "",
-    "Runs a Lua 5.4 script with ckfb's bindings (juju, k8s, s3, proc, http, json, yaml, task, log).",
-    "SCRIPT is a file; NAME a shipped script (" .. shipped_names() .. "); - reads the script from stdin.",
+    "Backs up and restores Charmed Kubeflow (CKF) safely: one command instead of the guide's twenty.",
     "",
-    "options:",
-    "  -e CODE         run CODE (in order with -l, before the script)",
-    "  -l MODULE       require MODULE and set the global of that name",
-    "  -i              open the prompt (after the script and -e, if any); ckfb alone on a terminal does",
+    "commands:",
+  }
+  for _, c in ipairs(M.COMMANDS) do lines[#lines + 1] = string.format("  %-9s %s", c[1], c[2]) end
+  for _, more in ipairs {
+    "",
+    "options (before the command):",
+    "  -q, --quiet     nothing on success; one summary line on failure (and warnings)",
     "  -v, --verbose   more detail; repeat for more (-vv: trace)",
-    "  -q, --quiet     errors and warnings only",
-    "  --lib-dir DIR   search DIR first for modules (repeatable)",
-    "  --version       print the version",
+    "  --version       print the version (as ckfb version)",
     "  -h, --help      print this help",
     "",
-    "Modules resolve from --lib-dir, $CKFB_PATH, ~/.config/ckfb/lib, /etc/ckfb/lib,",
-    "then the copy built into ckfb ('ckfb stdlib list' shows which).",
-    "Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).",
-  }, "\n")
+    "For scripting ckfb itself (Lua 5.4 with ckfb's bindings: juju, k8s, s3, proc, http, json, yaml, task, log):",
+    "  ckfb [-e CODE] [-l MODULE] [-i] [--lib-dir DIR] [SCRIPT | - ] [ARGS...]",
+    "  ckfb                         the prompt (on a terminal)",
+    "  ckfb stdlib list | stdlib cat MODULE",
+    "SCRIPT is a file (a site's copy of a command: ckfb ./backup.lua);",
+    "shipped scripts: " .. shipped_names() .. ".",
+    "",
+    "Exit codes: 0 ok, 1 failed, 2 usage error, 130 interrupted (SIGINT), 143 terminated (SIGTERM);",
+    "each command adds its own (ckfb help COMMAND).",
+  } do lines[#lines + 1] = more end
+  return table.concat(lines, "\n")
 end
 
 local UsageError = {}
@@ -177,6 +197,13 @@ local function run(o, argv)
   return code
 end
 
+--- run_command(name, args) -> its exit code: a shipped command run from another (ckfb help).
+function M.run_command(name, args)
+  local chunk = assert(load(stdlib.source(stdlib.scripts[name]), "@" .. stdlib.scripts[name]))
+  local code = chunk(table.unpack(args))
+  return math.type(code) == "integer" and code or EXIT.ok
+end
+
 --- The REPL: interactive on a terminal, chunks from stdin otherwise.
 function M.prompt(interactive)
   require("ckfb.strict").disable(_G)
@@ -205,8 +232,8 @@ function M.main(argv)
     if o.verbose > 0 then log().set_level(3 + o.verbose) end
     sys.set_verbose(o.verbose > 0)
     M.verbose = o.verbose > 0
-    if o.help then print(usage()); return EXIT.ok end
-    if o.version then print("ckfb " .. sys.version .. " (" .. _VERSION .. ")"); return EXIT.ok end
+    if o.help then print(M.usage()); return EXIT.ok end
+    if o.version then print(M.version_line()); return EXIT.ok end
     if not o.script and #o.actions == 0 then return M.prompt(o.interactive or sys.isatty(0)) end
     return run(o, argv)
   end, function(e)

@@ -31,6 +31,9 @@ function M.parse(spec, args)
     local o = by_flag[flag]
     if a == "-h" or a == "--help" then
       opts.help = true
+    elseif a == "--options-json" then  -- for the man pages and completions (tools/docs.lua)
+      print(M.describe(spec))
+      os.exit(0)
     elseif o and o[2] then
       local value = inline or args[i + 1]
       if value == nil then errors.raise("usage", "option '" .. flag .. "' needs a value (" .. o[2] .. ")") end
@@ -46,6 +49,15 @@ function M.parse(spec, args)
     i = i + 1
   end
   return opts, rest
+end
+
+--- describe(spec) -> the options as JSON: {usage, summary, options = [{flag, value, text}], epilog}
+function M.describe(spec)
+  local json = require "ckfb.json"
+  local list = json.array()
+  for _, o in ipairs(spec) do list[#list + 1] = { flag = o[1], value = o[2], text = o[3] } end
+  return json.encode { usage = spec.usage, summary = spec.summary, options = list,
+    epilog = json.array(spec.epilog or {}) }
 end
 
 --- help(spec) -> the text of --help

@@ -150,7 +150,7 @@ function View:finish(id, state, detail)
   local s = self.by_id[id]
   if s.state == "running" then self.running = self.running - 1 end
   s.state, s.finished, s.detail = state, s.started and loop.now(), detail
-  if not self.live then
+  if not self.live and log.enabled("info") then  -- quiet (-q): the command's summary line says it
     local took = s.started and string.format(" (%.1fs)", s.finished - s.started) or ""
     local say = state == "failed" and log.error or log.info
     say("%s: %s%s%s", s.label, state, took, detail and (": " .. detail) or "")

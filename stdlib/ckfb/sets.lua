@@ -24,6 +24,7 @@ M.DEFAULTS = {
   hooks = json.array(),  -- site hook files
   state_dir = "",   -- manifests and the lock; default $XDG_STATE_HOME/ckfb (~/.local/state/ckfb)
   signing_key_file = "",  -- a file holding a key: manifests are signed, unsigned ones untrusted
+  metrics = { textfile = "" },  -- a node_exporter textfile (.prom) the run's metrics go to
   poll = 2,         -- seconds between status polls
 }
 

@@ -5,8 +5,9 @@ local loop = require "ckfb.core.loop"
 
 local M = {}
 
---- ckfb's version ("0.4.0-12-gabcdef").
+--- ckfb's version (semver, "0.5.0") and the commit it was built from ("0cdcc33").
 M.version = sys.version
+M.commit = sys.commit
 
 --- isatty(fd) -> whether file descriptor fd is a terminal.
 M.isatty = sys.isatty

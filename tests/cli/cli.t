@@ -1,10 +1,10 @@
 # The ckfb command line: options, scripts, exit codes, one-line errors.
 
 $ ckfb --version
-ckfb .+ \(Lua 5\.4\) (re)
+ckfb [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9a-f]+(-dirty)?, Lua 5\.4\) (re)
 
 $ ckfb --help | head -1
-usage: ckfb [options] [SCRIPT | NAME | -] [ARGS...]
+usage: ckfb [options] COMMAND [ARGS...]
 
 $ echo '1 + 1' | ckfb
 2
@@ -42,7 +42,7 @@ ckfb: option '-e' needs an argument (try 'ckfb --help')
 [2]
 
 $ ckfb no-such-thing
-ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: backup, demo, list, prune, restore, stdlib) (try 'ckfb --help')
+ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: backup, demo, help, list, prune, restore, stdlib, version) (try 'ckfb --help')
 [2]
 
 $ ckfb missing.lua

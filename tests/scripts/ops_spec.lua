@@ -1,0 +1,134 @@
+-- Operating ckfb: quiet runs, metrics for Prometheus, the version and help an
+-- operator expects, and the Debian package (man pages, completions, systemd
+-- units), against the stand-ins tests/run starts.
+local proc = require "ckfb.proc"
+local json = require "ckfb.json"
+local file = require "ckfb.file"
+local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
+
+local CKFB = assert(os.getenv("CKFB"))
+local TMP = assert(os.getenv("CKFB_TEST_TMP"))
+local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
+local STATE = TMP .. "/juju-state.standin.json"
+
+local function ckfb(...)
+  return assert(proc.run({ CKFB, ... }, { timeout = 120 }))
+end
+
+local function have(program)
+  return assert(proc.run({ "sh", "-c", "command -v " .. program })).code == 0
+end
+
+--- The stand-ins' configuration with a metrics textfile (and its own state directory).
+local function config_with_metrics(prom)
+  local text = assert(file.read(STANDINS .. "/ckfb.yaml"))
+  text = text:gsub("state_dir: [^\n]+", "state_dir: " .. TMP .. "/ops-state")
+  return assert(file.write(TMP .. "/ops.yaml", text .. "metrics: {textfile: " .. prom .. "}\n")) and TMP .. "/ops.yaml"
+end
+
+local function sample(text, pattern)
+  return tonumber(text:match("\n" .. pattern .. " (%S+)"))
+end
+
+describe("operating ckfb", function()
+  before_each(function() fake.reset(nil, STATE) end)
+  after_each(function() proc.run({ "rm", "-rf", TMP .. "/ops-state", TMP .. "/ops.yaml", TMP .. "/ckfb.prom" }) end)
+
+  it("prints nothing with -q when the backup succeeds, and one line when it does not", function()
+    local ok = ckfb("-q", "backup", "--config", STANDINS .. "/ckfb.yaml")
+    assert.equal(0, ok.code, ok.stderr)
+    assert.equal("", ok.stdout)
+    assert.equal("", ok.stderr)
+    fake.edit(function(state)
+      state.behaviour["velero-operator/create-backup/mlmd:velero-backup-config"] = { fail = "Velero Backup failed" }
+    end)
+    local partial = ckfb("-q", "backup", "--config", STANDINS .. "/ckfb.yaml")
+    assert.equal(4, partial.code)
+    assert.matches("^ckfb backup: set ckf%-%S+ partial: mlmd:velero%-backup%-config, "
+      .. "kubeflow%-profiles:profiles%-backup%-config, kubeflow%-profiles:user%-workloads%-backup%-config "
+      .. "not backed up\n$", partial.stderr)
+  end)
+
+  it("writes metrics a Prometheus textfile collector accepts, for a success, a partial and a refusal", function()
+    local prom = TMP .. "/ckfb.prom"
+    local config = config_with_metrics(prom)
+    local function run_and_check(expected_code, status)
+      assert.equal(expected_code, ckfb("-q", "backup", "--config", config).code)
+      local text = assert(file.read(prom))
+      assert.equal(1, sample(text, 'ckfb_backup_last_run_status{deployment="kubeflow",status="' .. status .. '"}'))
+      if have("promtool") then
+        local check = assert(proc.run({ "promtool", "check", "metrics" }, { stdin = text }))
+        assert.equal(0, check.code, check.stdout .. check.stderr)
+      end
+      return text
+    end
+    local first = run_and_check(0, "complete")
+    assert.equal(1, sample(first, 'ckfb_backup_sets{deployment="kubeflow",status="complete"}'))
+    local success = sample(first, 'ckfb_backup_last_success_timestamp_seconds{deployment="kubeflow"}')
+    assert.is_true(math.abs(success - os.time()) < 120)
+    assert.truthy(first:find('ckfb_backup_step_duration_seconds{deployment="kubeflow",step="backup kfp-db"}', 1, true))
+    fake.edit(function(state)
+      state.behaviour["velero-operator/create-backup/mlmd:velero-backup-config"] = { fail = "Velero Backup failed" }
+    end)
+    local partial = run_and_check(4, "partial")
+    assert.equal(success, sample(partial, 'ckfb_backup_last_success_timestamp_seconds{deployment="kubeflow"}'))
+    fake.edit(function(state) state.models.kubeflow.applications["kfp-db"].status = "blocked" end)
+    run_and_check(3, "refused")
+    if not have("promtool") then pending("promtool is not installed here: the format was not checked by it") end
+  end)
+
+  it("says its version and each command's help as operators expect", function()
+    local v = ckfb("version")
+    assert.matches("^ckfb %d+%.%d+%.%d+ %(commit %S+, Lua 5%.4%)\n$", v.stdout)
+    assert.equal(v.stdout, ckfb("--version").stdout)
+    assert.equal(ckfb("backup", "--help").stdout, ckfb("help", "backup").stdout)
+    assert.matches("^usage: ckfb %[options%] COMMAND", ckfb("help").stdout)
+    assert.equal(ckfb("help").stdout, ckfb("--help").stdout)
+    local bad = ckfb("help", "frobnicate")
+    assert.equal(2, bad.code)
+    assert.matches("no command 'frobnicate'", bad.stderr)
+  end)
+
+  it("generates man pages and completions from the options each command declares", function()
+    local out = TMP .. "/docs"
+    assert.equal(0, ckfb("tools/docs.lua", out).code)
+    for _, page in ipairs { "ckfb", "ckfb-backup", "ckfb-restore", "ckfb-list", "ckfb-prune" } do
+      local r = assert(proc.run({ "man", "--warnings", "-l", out .. "/man/" .. page .. ".1" },
+        { env = { MANPAGER = "cat", MANWIDTH = "80" } }))
+      assert.equal(0, r.code, page)
+      assert.equal("", r.stderr, page)
+    end
+    local backup_man = assert(file.read(out .. "/man/ckfb-backup.1"))
+    local spec = json.decode(ckfb("backup", "--options-json").stdout)
+    for _, o in ipairs(spec.options) do assert.truthy(backup_man:find(o.flag:gsub("%-", "\\-"), 1, true), o.flag) end
+    local complete = assert(proc.run({ "bash", "-c", 'source "$0"; COMP_WORDS=(ckfb backup --dr); COMP_CWORD=2; '
+      .. '_ckfb; echo "${COMPREPLY[*]}"; COMP_WORDS=(ckfb pr); COMP_CWORD=1; _ckfb; echo "${COMPREPLY[*]}"',
+      out .. "/bash/ckfb" }))
+    assert.equal("--dry-run\nprune\n", complete.stdout)
+    proc.run({ "rm", "-rf", out })
+  end)
+
+  it("builds a Debian package whose systemd units verify and which lintian passes", function()
+    local out = TMP .. "/deb"
+    assert(file.mkdir_p(out))
+    local built = assert(proc.run({ "packaging/build-deb", CKFB, out }, { timeout = 120 }))
+    assert.equal(0, built.code, built.stderr)
+    local deb = built.stdout:match("(%S+%.deb)")
+    local info = assert(proc.run({ "dpkg-deb", "-I", deb })).stdout
+    assert.matches("Depends: libc6 %(>= [%d.]+%), libyaml%-0%-2, libcurl4 %(>= 7%.88%), libedit2", info)
+    local root = out .. "/root"
+    assert.equal(0, assert(proc.run({ "dpkg-deb", "-x", deb, root })).code)
+    assert(proc.run({ "cp", "-r", "/lib/systemd/system", root .. "/lib/systemd/system-host" }))
+    assert(proc.run({ "sh", "-c", 'cp -rn "$0"/lib/systemd/system-host/. "$0"/lib/systemd/system/', root }))
+    local verify = assert(proc.run({ "systemd-analyze", "verify", "--man=no", "--root=" .. root,
+      "ckfb-backup.timer", "ckfb-backup.service" }))
+    assert.equal(0, verify.code, verify.stderr)
+    assert.equal("", verify.stderr)
+    if have("lintian") then
+      local lint = assert(proc.run({ "lintian", "--fail-on", "error,warning", deb }, { timeout = 300 }))
+      assert.equal(0, lint.code, lint.stdout .. lint.stderr)
+    end
+    proc.run({ "rm", "-rf", out })
+    if not have("lintian") then pending("lintian is not installed here: the package was not checked by it") end
+  end)
+end)
