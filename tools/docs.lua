@@ -103,9 +103,10 @@ local function bash(list)
   for _, c in ipairs(list) do
     names[#names + 1] = c.name
     local words, files = flags(c)
-    cases[#cases + 1] = string.format("    %s)\n      [ -n '%s' ] && case $prev in %s) COMPREPLY=($(compgen -f -- \"$cur\")); "
-      .. "return ;; esac\n      COMPREPLY=($(compgen -W '%s' -- \"$cur\")) ;;", c.name, files,
-      files ~= "" and files or "--no-such-option", words)
+    local file_case = files ~= "" and string.format("      case $prev in %s) COMPREPLY=($(compgen -f -- \"$cur\")); "
+      .. "return ;; esac\n", files) or ""
+    cases[#cases + 1] = string.format("    %s)\n%s      COMPREPLY=($(compgen -W '%s' -- \"$cur\")) ;;", c.name,
+      file_case, words)
   end
   table.sort(names)
   return table.concat({
