@@ -125,7 +125,10 @@ describe("operating ckfb", function()
     assert.equal(0, verify.code, verify.stderr)
     assert.equal("", verify.stderr)
     if have("lintian") then
-      local lint = assert(proc.run({ "lintian", "--fail-on", "error,warning", deb }, { timeout = 300 }))
+      local lint_tmp = out .. "/lintian-tmp"   -- lintian leaves files in its TMPDIR
+      assert(file.mkdir_p(lint_tmp))
+      local lint = assert(proc.run({ "lintian", "--fail-on", "error,warning", deb },
+        { timeout = 300, env = { TMPDIR = lint_tmp } }))
       assert.equal(0, lint.code, lint.stdout .. lint.stderr)
     end
     proc.run({ "rm", "-rf", out })
