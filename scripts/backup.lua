@@ -39,6 +39,7 @@ local OPTIONS = {
   summary = "Backs up Charmed Kubeflow: velero backups of its targets and MySQL backups of its databases, "
     .. "started together, verified, and recorded as one backup set.",
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.MODEL_OPTION,
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
   { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
   { "--report", "FILE", "also write the JSON report to FILE" },
@@ -403,7 +404,7 @@ local function main(args)
   local ok, opts = pcall(options.parse, OPTIONS, args)
   if not ok then return usage_error(opts.message or tostring(opts)) end
   if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
-  local cfg, cerr = sets.load(opts.config)
+  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
   if not cfg then return usage_error(cerr.message) end
   local loaded, herr = hooks.load_all(cfg.hooks)
   if not loaded then return usage_error(herr.message) end

@@ -8,7 +8,6 @@
 local ckf = require "ckfb.ckf"
 local json = require "ckfb.json"
 local log = require "ckfb.log"
-local task = require "ckfb.task"
 local options = require "ckfb.options"
 local sets = require "ckfb.sets"
 
@@ -16,22 +15,10 @@ local OPTIONS = {
   usage = "ckfb list [options]",
   summary = "Lists the backup sets ckfb recorded (locally and in S3), with the live status of every component.",
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.MODEL_OPTION,
   { "--json", nil, "print the sets as JSON" },
   { "--orphans", nil, "list the backups the charms hold that belong to no set instead" },
 }
-
---- Live status: velero backups by name, database backups by app and id.
-local function live(cfg)
-  local velero, databases = {}, {}
-  local jobs = { function()
-    velero = ckf.velero.list(cfg) or {}
-  end }
-  for _, db in ipairs(cfg.databases) do
-    jobs[#jobs + 1] = function() databases[db] = ckf.mysql.list(cfg, db) or {} end
-  end
-  task.all(jobs)
-  return velero, databases
-end
 
 local WEEK = 7 * 86400
 
@@ -52,22 +39,6 @@ local function expiry_warnings(m, velero, now)
     end
   end
   return out
-end
-
---- Marks each component of a set ok, missing or failed; returns whether all are ok.
-local function check_set(m, velero, databases)
-  local complete = m.status == "complete"
-  for _, v in ipairs(m.velero or {}) do
-    local found = v.backup_name and velero[v.backup_name]
-    v.live = found and (found.phase == "Completed" and "ok" or "failed") or "missing"
-    complete = complete and v.live == "ok"
-  end
-  for _, d in ipairs(m.databases or {}) do
-    local status = d.backup_id and (databases[d.app] or {})[d.backup_id]
-    d.live = status and (status == "finished" and "ok" or "failed") or "missing"
-    complete = complete and d.live == "ok"
-  end
-  return complete
 end
 
 --- Backups the charms list that no trusted set names: velero's for the Kubeflow model, and
@@ -104,17 +75,18 @@ local function main(args)
   local ok, opts = pcall(options.parse, OPTIONS, args)
   if not ok then io.stderr:write("ckfb list: ", tostring(opts.message or opts), "\n"); return 2 end
   if opts.help then print(options.help(OPTIONS)); return 0 end
-  local cfg, cerr = sets.load(opts.config)
+  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
   if not cfg then io.stderr:write("ckfb list: ", cerr.message, "\n"); return 2 end
   local store = sets.s3(cfg)
-  local all, err = sets.list(cfg, store)
+  local all, err = sets.list(cfg, store, { s3_optional = true })
   if not all then io.stderr:write("ckfb list: ", err.message, "\n"); return 1 end
-  local velero, databases = live(cfg)
+  local velero, databases = ckf.live(cfg)
   if opts.orphans then print_orphans(orphans(all, velero, databases), opts.json); return 0 end
   local out, now = {}, os.time()
   for _, entry in ipairs(all) do
     local m = entry.manifest
-    m.complete = entry.trusted and check_set(m, velero, databases)
+    m.complete = entry.trusted and ckf.mark_live(m, velero, databases)
+    m.state = ckf.set_state(m, entry.trusted)
     m.stored, m.trusted, m.problem = entry.where, entry.trusted, entry.problem
     if not entry.trusted then log.warn("%s is untrusted: %s", m.id, entry.problem) end
     m.warnings = json.array(expiry_warnings(m, velero, now))
@@ -123,14 +95,10 @@ local function main(args)
   end
   if opts.json then print(json.encode(json.array(out), { pretty = true })); return 0 end
   if #out == 0 then print("no backup sets recorded yet (ckfb backup makes one)"); return 0 end
-  print(string.format("%-22s %-12s %-10s %s", "SET", "STATUS", "STORED", "COMPONENTS"))
+  print(string.format("%-36s %-10s %-6s %-9s %s", "SET", "STATUS", "AGE", "STORED", "COMPONENTS"))
   for _, m in ipairs(out) do
-    local parts = {}
-    for _, v in ipairs(m.velero or {}) do parts[#parts + 1] = (v.target:match("^[^:]+") or "?") .. ":" .. v.live end
-    for _, d in ipairs(m.databases or {}) do parts[#parts + 1] = d.app .. ":" .. d.live end
-    print(string.format("%-22s %-12s %-10s %s", m.id, not m.trusted and "UNTRUSTED"
-      or m.complete and "complete" or "INCOMPLETE", table.concat(m.stored, "+"),
-      m.trusted and table.concat(parts, " ") or m.problem))
+    print(string.format("%-36s %-10s %-6s %-9s %s", m.id, m.state, ckf.age(m.id, now), table.concat(m.stored, "+"),
+      m.trusted and ckf.components_text(m) or m.problem))
   end
   return 0
 end

@@ -24,6 +24,7 @@ local OPTIONS = {
   usage = "ckfb prune --keep N | --older-than DURATION [options]",
   summary = "Deletes old backup sets whole: velero backups, database backup objects in S3, manifests.",
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.MODEL_OPTION,
   { "--keep", "N", "keep the newest N complete sets (N >= 1), and every newer set" },
   { "--older-than", "DURATION", "delete only sets older than DURATION (30d, 12h, 2w)" },
   { "--yes", nil, "really delete (otherwise only show what would go)" },
@@ -171,7 +172,7 @@ local function main(args)
   local opts, perr = parse(args)
   if not opts then io.stderr:write("ckfb prune: ", perr, " (try 'ckfb prune --help')\n"); return 2 end
   if opts.help then print(options.help(OPTIONS)); return 0 end
-  local cfg, cerr = sets.load(opts.config)
+  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
   if not cfg then io.stderr:write("ckfb prune: ", cerr.message, "\n"); return 2 end
   local store = sets.s3(cfg)
   local all, err = sets.list(cfg, store)

@@ -34,6 +34,7 @@ local OPTIONS = {
   usage = "ckfb restore SET_ID | --latest [options]",
   summary = "Restores a backup set recorded by ckfb backup (see ckfb list).",
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.MODEL_OPTION,
   { "--latest", nil, "restore the newest set" },
   { "--components", "LIST", "restore only these (comma-separated: minio, mlmd, the velero targets, the databases)" },
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
@@ -197,7 +198,7 @@ local function main(args)
   if not rest[1] and not opts.latest then
     return fail(EXIT.usage, "name a backup set (see ckfb list) or give --latest")
   end
-  local cfg, cerr = sets.load(opts.config)
+  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
   if not cfg then return fail(EXIT.usage, cerr.message) end
   local loaded, herr = hooks.load_all(cfg.hooks)
   if not loaded then return fail(EXIT.usage, herr.message) end

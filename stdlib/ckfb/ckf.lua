@@ -212,6 +212,79 @@ function M.epoch(stamp)
   return t - (os.time(os.date("!*t", t)) - t)  -- os.time read it as local time
 end
 
+-------------------------------------------------------------------- sets, as operators read them
+
+--- live(cfg) -> velero backups by name, database backups by app and id: what the charms
+-- list now (an unreachable charm lists nothing).
+function M.live(cfg)
+  local velero, databases = {}, {}
+  local jobs = { function() velero = M.velero.list(cfg) or {} end }
+  for _, db in ipairs(cfg.databases) do
+    jobs[#jobs + 1] = function() databases[db] = M.mysql.list(cfg, db) or {} end
+  end
+  require("ckfb.task").all(jobs)
+  return velero, databases
+end
+
+--- Marks each component of a set ok, missing or failed (c.live); -> whether all are ok.
+function M.mark_live(m, velero, databases)
+  local complete = m.status == "complete"
+  for _, v in ipairs(m.velero or {}) do
+    local found = v.backup_name and velero[v.backup_name]
+    v.live = found and (found.phase == "Completed" and "ok" or "failed") or "missing"
+    v.expires = found and M.epoch(found.start) and M.epoch(found.start) + M.velero.DEFAULT_TTL or nil
+    complete = complete and v.live == "ok"
+  end
+  for _, d in ipairs(m.databases or {}) do
+    local status = d.backup_id and (databases[d.app] or {})[d.backup_id]
+    d.live = status and (status == "finished" and "ok" or "failed") or "missing"
+    complete = complete and d.live == "ok"
+  end
+  return complete
+end
+
+--- A velero target's short name: its application, or its endpoint for an application
+-- with several ("kubeflow-profiles:user-workloads-backup-config" -> "user-workloads").
+function M.short_target(target)
+  local app, endpoint = M.split_target(target)
+  if not endpoint or endpoint == "velero-backup-config" then return app or target end
+  return (endpoint:gsub("%-backup%-config$", ""))
+end
+
+--- "minio ok, mlmd ok, profiles missing, kfp-db ok": a set's components and their live status.
+function M.components_text(m)
+  local parts = {}
+  for _, v in ipairs(m.velero or {}) do parts[#parts + 1] = M.short_target(v.target) .. " " .. tostring(v.live) end
+  for _, d in ipairs(m.databases or {}) do parts[#parts + 1] = d.app .. " " .. tostring(d.live) end
+  return table.concat(parts, ", ")
+end
+
+--- One word for a set, the same everywhere: complete, partial (some components usable),
+-- failed (none), interrupted, untrusted.
+function M.set_state(m, trusted)
+  if not trusted then return "untrusted" end
+  if m.status == "interrupted" then return "interrupted" end
+  local ok, all = 0, 0
+  for _, list in ipairs { m.velero or {}, m.databases or {} } do
+    for _, c in ipairs(list) do
+      all = all + 1
+      if c.live == nil and c.status == "created" or c.live == "ok" then ok = ok + 1 end
+    end
+  end
+  if all > 0 and ok == all and m.status == "complete" then return "complete" end
+  return ok > 0 and "partial" or "failed"
+end
+
+--- A set's age from its id ("3h", "2d", "5m").
+function M.age(id, now)
+  local t = M.epoch(tostring(id):match("%d+T%d+Z"))
+  if not t then return "?" end
+  local s = math.max(0, (now or os.time()) - t)
+  if s < 3600 then return string.format("%dm", s // 60) end
+  if s < 2 * 86400 then return string.format("%dh", s // 3600) end
+  return string.format("%dd", s // 86400)
+end
+
 -------------------------------------------------------------------- locks
 
 local function hostname()

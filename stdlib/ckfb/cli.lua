@@ -25,6 +25,7 @@ end
 M.COMMANDS = {
   { "backup", "back up Charmed Kubeflow: velero and database backups, verified, recorded as one set" },
   { "list", "the recorded backup sets, with the live status of every component" },
+  { "describe", "one backup set: components, live status, objects, sizes, expiry" },
   { "restore", "restore a backup set, in the order of Canonical's guide" },
   { "prune", "delete old backup sets whole" },
   { "help", "this help, or a command's (ckfb help backup)" },

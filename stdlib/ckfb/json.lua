@@ -35,11 +35,27 @@ function M.copy(v, seen)
   return setmetatable(out, getmetatable(v))
 end
 
+-- lua-cjson reads every number as a float; a whole number within 2^53 (where a double
+-- is exact) comes back as a Lua integer, so a pid prints as 30356, not 30356.0.
+local EXACT = 2 ^ 53
+
+local function as_integer(x)
+  if math.type(x) ~= "float" or x ~= x or x < -EXACT or x > EXACT then return x end
+  return math.tointeger(x) or x
+end
+
+local function integers(v)
+  for k, x in pairs(v) do
+    if type(x) == "table" then integers(x) elseif math.type(x) == "float" then v[k] = as_integer(x) end
+  end
+  return v
+end
+
 --- decode(text) -> value | nil, err
 function M.decode(text)
   if type(text) ~= "string" then error("json.decode: expected a string, got " .. type(text), 2) end
   local ok, value = pcall(cjson.decode, text)
-  if ok then return value end
+  if ok then return type(value) == "table" and integers(value) or as_integer(value) end
   local errors = require "ckfb.error"
   return nil, errors.new("json.parse", "invalid JSON: " .. tostring(value))
 end

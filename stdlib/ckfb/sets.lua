@@ -42,13 +42,18 @@ function M.config_search()
   return out
 end
 
---- load(path [, defaults]) -> config | nil, err: --config FILE, else $CKFB_CONFIG, else
+--- load(path [, defaults [, {model}]]) -> config | nil, err: --config FILE, else $CKFB_CONFIG, else
 -- $XDG_CONFIG_HOME/ckfb/ckfb.yaml (~/.config), else /etc/ckfb/ckfb.yaml, checked against
 -- defaults (M.DEFAULTS unless a script has its own).
-function M.load(path, defaults)
+function M.load(path, defaults, overrides)
   local search, explicit = M.config_search()
-  return config.load(defaults or M.DEFAULTS, { file = path or explicit, search = search })
+  local cfg, err = config.load(defaults or M.DEFAULTS, { file = path or explicit, search = search })
+  if cfg and overrides and overrides.model then cfg.models.kubeflow = overrides.model end  -- -m, as juju spells it
+  return cfg, err
 end
+
+-- The options every command shares.
+M.MODEL_OPTION = { "-m", "MODEL", "the Kubeflow model ([controller:]model, as juju's -m), over the configuration's" }
 
 --- state_dir(cfg) -> the state directory | nil, err. It is made (0700) if missing and must
 -- belong to this user and be writable by nobody else; there is no fallback under /tmp.
@@ -232,8 +237,9 @@ end
 -- trusted = bool, problem = why not}. A manifest that fails the schema, or lacks a valid
 -- signature when a signing key is configured, is listed as untrusted: restore and prune
 -- never act on it. Where the S3 copy of a set differs from the
--- local one, the local one is used.
-function M.list(cfg, store)
+-- local one, the local one is used. With {s3_optional = true} (list, describe, finding a
+-- set to restore) an unreachable S3 only warns; prune must see every set, so it fails.
+function M.list(cfg, store, opts)
   local dir, derr = M.state_dir(cfg)
   if not dir then return nil, derr end
   local key, kerr = signing_key(cfg)
@@ -271,7 +277,11 @@ function M.list(cfg, store)
   if store then
     local prefix = M.s3_key(cfg, ""):gsub("%.json$", "")
     local listed, err = store:list(cfg.s3.bucket, { prefix = prefix })
-    if not listed then return nil, err end
+    if not listed and not (opts and opts.s3_optional) then return nil, err end
+    if not listed then  -- what is recorded here is still worth showing
+      log.warn("S3 is unreachable (%s): the local manifests only", err.message)
+      listed = { objects = {} }
+    end
     for _, o in ipairs(listed.objects) do
       local name = o.key:sub(#prefix + 1)
       local id = name:match("^([^/]+)%.json$")
@@ -299,7 +309,7 @@ M.MAX_MANIFEST = 1024 * 1024
 
 --- find(cfg, store, id | nil for the latest trusted) -> entry | nil, err
 function M.find(cfg, store, id)
-  local all, err = M.list(cfg, store)
+  local all, err = M.list(cfg, store, { s3_optional = true })
   if not all then return nil, err end
   for _, entry in ipairs(all) do
     if id == nil and entry.trusted then return entry end

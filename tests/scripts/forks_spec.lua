@@ -88,7 +88,7 @@ describe("forking ckfb backup", function()
   end)
 
   it("3. changes a wait and a database", function()
-    local anchor = "  local cfg, cerr = sets.load(opts.config)\n"
+    local anchor = "  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })\n"
       .. "  if not cfg then return usage_error(cerr.message) end\n"
     fork(anchor, anchor .. "  cfg.databases, cfg.database.wait = { \"kfp-db\" }, 1200\n")
     local dry = assert(proc.run({ CKFB, FORK, "--config", CONFIG, "--dry-run", "--json" }, { timeout = 120 }))
