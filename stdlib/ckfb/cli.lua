@@ -186,7 +186,8 @@ local function run(o, argv)
   end
   _G.arg = make_arg(argv, o.script_index or #argv + 1)
   install_exit()
-  require("ckfb.strict").enable(_G)
+  -- ckfb -e has the prompt's globals (json, juju, k8s, ...) ready; a script requires them
+  require("ckfb.strict").enable(_G, not chunk and require("ckfb.repl").GLOBALS or nil)
   run_actions(o.actions)
   local code = EXIT.ok
   if chunk then

@@ -13,6 +13,14 @@ local M = {}
 M.GLOBALS = { juju = "ckfb.juju", k8s = "ckfb.k8s", s3 = "ckfb.s3", json = "ckfb.json", yaml = "ckfb.yaml",
   task = "ckfb.task", proc = "ckfb.proc", http = "ckfb.http", log = "ckfb.log" }
 
+M.HELP = table.concat({
+  "The prompt runs Lua 5.4 with ckfb's bindings ready as globals:",
+  "  juju k8s s3 json yaml task proc http log   (each a ckfb module; see README, The stdlib)",
+  "  juju.status{model = 'kubeflow'}    k8s.list('pods')    s3.list('bucket', {prefix = 'ckfb/'})",
+  "A value typed alone is printed; :traceback shows the last error's traceback; Ctrl-C stops a call;",
+  "Ctrl-D leaves. The commands are outside the prompt: ckfb help.",
+}, "\n")
+
 --- The configuration file's kubernetes and s3 sections, when there is one.
 local function site_config()
   local search, explicit = require("ckfb.sets").config_search()
@@ -170,6 +178,8 @@ function M.run(opts)
     if not source then break end
     if source:match("^%s*:traceback%s*$") then
       io.stderr:write(last_traceback, "\n")
+    elseif source:match("^%s*help%s*$") or source:match("^%s*help%(%)%s*$") then
+      print(M.HELP)
     elseif source:match("^%s*$") then -- luacheck: ignore 542
     elseif not chunk then
       io.stderr:write(err, "\n")

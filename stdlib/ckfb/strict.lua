@@ -3,7 +3,9 @@
 -- assigning it; a function may not, and reading one never declared raises.
 local M = {}
 
-function M.enable(env)
+--- enable(env [, modules]): modules = {global name = module}: the globals the prompt
+-- preloads; reading one loads it (ckfb -e), or the error says which module to require.
+function M.enable(env, modules)
   env = env or _G
   local declared = {}
   for k in pairs(env) do declared[k] = true end
@@ -22,11 +24,16 @@ function M.enable(env)
       end
       rawset(t, k, v)
     end,
-    __index = function(_, k)
-      if not declared[k] and not caller_is_c() then
-        error("undeclared global '" .. tostring(k) .. "'", 2)
+    __index = function(t, k)
+      if declared[k] or caller_is_c() then return nil end
+      if modules and modules[k] then
+        declared[k] = true
+        rawset(t, k, require(modules[k]))
+        return rawget(t, k)
       end
-      return nil
+      local hint = require("ckfb.repl").GLOBALS[k]
+      error("undeclared global '" .. tostring(k) .. "'" .. (hint and string.format(
+        " (local %s = require \"%s\"; the prompt and ckfb -e have it ready)", k, hint) or ""), 2)
     end,
   })
   return env
