@@ -184,4 +184,18 @@ print(v.pid, math.type(v.pid), v.ratio)]])
     local prompt = assert(proc.run({ CKFB }, { stdin = "help\n", timeout = 30 }))
     assert.matches("^The prompt runs Lua 5%.4 with ckfb's bindings ready as globals", prompt.stdout)
   end)
+
+  it("ships a CronJob set (service account, least-privilege roles) the API server accepts", function()
+    local kubectl = function(...)
+      return assert(proc.run({ "kubectl", "--kubeconfig", STANDINS .. "/kubeconfig", ... },
+        { env = { HOME = TMP }, timeout = 60 }))
+    end
+    local r = kubectl("apply", "--dry-run=server", "--validate=false", "-f", "examples/kubernetes/ckfb-cronjob.yaml")
+    assert.equal(0, r.code, r.stderr)
+    for _, object in ipairs { "serviceaccount/ckfb", "clusterrole.rbac.authorization.k8s.io/ckfb-preflight",
+      "role.rbac.authorization.k8s.io/ckfb", "cronjob.batch/ckfb-backup" } do
+      assert.truthy(r.stdout:find(object .. " created (server dry run)", 1, true), object .. "\n" .. r.stdout)
+    end
+    assert.equal("", kubectl("get", "cronjobs", "-n", "kubeflow", "-o", "name").stdout)   -- a dry run kept nothing
+  end)
 end)

@@ -56,6 +56,7 @@ CORE = [  # (plural, kind, namespaced, shortNames)
     ("nodes", "Node", False, ["no"]), ("persistentvolumes", "PersistentVolume", False, ["pv"]),
     ("persistentvolumeclaims", "PersistentVolumeClaim", True, ["pvc"]),
     ("configmaps", "ConfigMap", True, ["cm"]), ("secrets", "Secret", True, []),
+    ("serviceaccounts", "ServiceAccount", True, ["sa"]),
 ]
 GROUPS = {  # group -> {version: [(plural, kind, namespaced)]}, first version preferred
     "storage.k8s.io": {"v1": [("storageclasses", "StorageClass", False)]},
@@ -64,6 +65,10 @@ GROUPS = {  # group -> {version: [(plural, kind, namespaced)]}, first version pr
                      "v1beta1": [("experiments", "Experiment", True), ("notebooks", "Notebook", True)]},
     "velero.io": {"v1": [("backups", "Backup", True), ("restores", "Restore", True)]},
     "coordination.k8s.io": {"v1": [("leases", "Lease", True)]},
+    "batch": {"v1": [("cronjobs", "CronJob", True), ("jobs", "Job", True)]},
+    "rbac.authorization.k8s.io": {"v1": [("roles", "Role", True), ("rolebindings", "RoleBinding", True),
+                                         ("clusterroles", "ClusterRole", False),
+                                         ("clusterrolebindings", "ClusterRoleBinding", False)]},
 }
 EXPIRED_CONTINUE = ("The provided continue parameter is too old to display a consistent list result. "
                     "You can start a new list without the continue parameter, or use the continue token "
@@ -485,6 +490,7 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ writes
     def write(self, key, info, group, version, namespace, name, query):
         plural, kind, namespaced, _ = info
+        self.dry_run = query.get("dryRun") == "All"
         objs = STORE.objects.setdefault(key, {})
         api_version = "%s/%s" % (group, version) if group else version
         raw = self.body()
@@ -560,6 +566,8 @@ class Handler(BaseHTTPRequestHandler):
         meta["name"] = name
         if namespace:
             meta["namespace"] = namespace
+        if self.dry_run:  # ?dryRun=All: answered as if done, nothing stored (kubectl --dry-run=server)
+            return code, json.dumps(obj).encode()
         STORE.put(key, obj, event)
         return code, STORE.encoded[id(obj)]
 
