@@ -400,16 +400,8 @@ local function new_run(cfg, opts, state_dir)
   return run
 end
 
-local function main(args)
-  local ok, opts = pcall(options.parse, OPTIONS, args)
-  if not ok then return usage_error(opts.message or tostring(opts)) end
-  if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
-  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
-  if not cfg then return usage_error(cerr.message) end
-  local loaded, herr = hooks.load_all(cfg.hooks)
-  if not loaded then return usage_error(herr.message) end
-  local state_dir, serr = sets.state_dir(cfg)
-  if not state_dir then return usage_error(serr.message) end
+--- One deployment's backup, start to end. -> exit code
+local function backup(cfg, opts, state_dir, live)
   local run = new_run(cfg, opts, state_dir)
   run.checks:backup(cfg, state_dir, run.id)
   run.plan.k8s = run.checks.found.k8s
@@ -418,7 +410,7 @@ local function main(args)
   if log.enabled("info") or run.checks:refused() then run.checks:print() end
   if run.checks:refused() then return refuse(run) end
   declare(run, run.plan)
-  if not opts.dry_run then run.plan:show(progress.new { title = "ckfb backup " .. run.id }) end
+  if not opts.dry_run then run.plan:show(progress.new { title = "ckfb backup " .. run.id, live = live }) end
   if opts.dry_run then
     run.checks.found.lock:release()
     if opts.json then print(json.encode({ checks = run.checks:list(), plan = run.plan:describe() }, { pretty = true }))
@@ -435,6 +427,37 @@ local function main(args)
   code = finish(run, EXIT.failed)
   if sys.interrupted() then error(failure, 0) end  -- 130 or 143 from the host
   return code
+end
+
+-- Several deployments' codes make one: the worst of them.
+local SEVERITY = { [EXIT.ok] = 0, [EXIT.partial] = 1, [EXIT.refused] = 2, [EXIT.failed] = 3 }
+
+--- Every deployment of the configuration at once, each its own set and lock; their output
+-- is plain lines (two live views cannot share a terminal). -> the worst exit code
+local function backup_all(cfg, opts, state_dir)
+  local jobs = {}
+  for i, d in ipairs(cfg.deployments) do
+    jobs[i] = function() return backup(sets.deployment(cfg, d), opts, state_dir, false) end
+  end
+  local codes, worst = { task.all(jobs) }, EXIT.ok
+  for _, code in ipairs(codes) do
+    if (SEVERITY[code] or 3) > (SEVERITY[worst] or 3) then worst = code end
+  end
+  return worst
+end
+
+local function main(args)
+  local ok, opts = pcall(options.parse, OPTIONS, args)
+  if not ok then return usage_error(opts.message or tostring(opts)) end
+  if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
+  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
+  if not cfg then return usage_error(cerr.message) end
+  local loaded, herr = hooks.load_all(cfg.hooks)
+  if not loaded then return usage_error(herr.message) end
+  local state_dir, serr = sets.state_dir(cfg)
+  if not state_dir then return usage_error(serr.message) end
+  if #cfg.deployments > 0 and not opts.m then return backup_all(cfg, opts, state_dir) end
+  return backup(cfg, opts, state_dir)
 end
 
 return main({ ... })

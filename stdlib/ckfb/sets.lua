@@ -25,6 +25,7 @@ M.DEFAULTS = {
   state_dir = "",   -- manifests and the lock; default $XDG_STATE_HOME/ckfb (~/.local/state/ckfb)
   signing_key_file = "",  -- a file holding a key: manifests are signed, unsigned ones untrusted
   metrics = { textfile = "" },  -- a node_exporter textfile (.prom) the run's metrics go to
+  deployments = json.array(),  -- several CKFs: {models = {kubeflow, velero}, s3 = {...}} each, backed up at once
   poll = 2,         -- seconds between status polls
 }
 
@@ -42,14 +43,37 @@ function M.config_search()
   return out
 end
 
+--- The configuration of one deployment of cfg.deployments: the shared settings with its
+-- models (and its S3, when it names one).
+function M.deployment(cfg, d)
+  local one = json.copy(cfg)
+  one.deployments = json.array()
+  one.models = { kubeflow = d.models.kubeflow, velero = d.models.velero }
+  if d.s3 ~= nil then one.s3 = d.s3 end
+  return one
+end
+
+--- Each deployment names its two models (a list of mappings is not checked by the schema).
+local function check_deployments(cfg)
+  for i, d in ipairs(cfg.deployments) do
+    local m = type(d) == "table" and d.models
+    if type(m) ~= "table" or type(m.kubeflow) ~= "string" or type(m.velero) ~= "string" then
+      return nil, errors.new("config", string.format("deployments[%d] must give models: {kubeflow: ..., velero: ...}",
+        i))
+    end
+  end
+  return cfg
+end
+
 --- load(path [, defaults [, {model}]]) -> config | nil, err: --config FILE, else $CKFB_CONFIG, else
 -- $XDG_CONFIG_HOME/ckfb/ckfb.yaml (~/.config), else /etc/ckfb/ckfb.yaml, checked against
 -- defaults (M.DEFAULTS unless a script has its own).
 function M.load(path, defaults, overrides)
   local search, explicit = M.config_search()
   local cfg, err = config.load(defaults or M.DEFAULTS, { file = path or explicit, search = search })
-  if cfg and overrides and overrides.model then cfg.models.kubeflow = overrides.model end  -- -m, as juju spells it
-  return cfg, err
+  if not cfg then return nil, err end
+  if overrides and overrides.model then cfg.models.kubeflow = overrides.model end  -- -m, as juju spells it
+  return check_deployments(cfg)
 end
 
 -- The options every command shares.

@@ -198,4 +198,38 @@ print(v.pid, math.type(v.pid), v.ratio)]])
     end
     assert.equal("", kubectl("get", "cronjobs", "-n", "kubeflow", "-o", "name").stdout)   -- a dry run kept nothing
   end)
+
+  it("backs up several deployments at once, each with its own set and lock", function()
+    fake.edit(function(state)
+      local function copy(v) return json.decode(json.encode(v)) end
+      state.models["kubeflow-b"], state.models["velero-b"] = copy(state.models.kubeflow), copy(state.models.velero)
+      for _, app in pairs(state.models["kubeflow-b"].applications) do
+        if app.charm == "s3-integrator" then app.config.path = app.config.path .. "-b" end
+      end
+    end)
+    local text = assert(file.read(STANDINS .. "/ckfb.yaml"))
+      :gsub("state_dir: [^\n]+", "state_dir: " .. TMP .. "/ops-state")
+    local config = TMP .. "/ops-two.yaml"
+    assert(file.write(config, text .. "deployments:\n  - models: {kubeflow: kubeflow, velero: velero}\n"
+      .. "  - models: {kubeflow: kubeflow-b, velero: velero-b}\n"))
+    local r = ckfb("-q", "backup", "--config", config)
+    os.remove(config)
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stderr)
+    local models = {}
+    for _, name in ipairs(require("ckfb.core.sys").listdir(TMP .. "/ops-state/sets")) do
+      local m = json.decode(assert(file.read(TMP .. "/ops-state/sets/" .. name)))
+      assert.equal("complete", m.status)
+      models[#models + 1] = m.models.kubeflow .. "/" .. m.models.velero
+    end
+    table.sort(models)
+    assert.same({ "kubeflow-b/velero-b", "kubeflow/velero" }, models)
+    local bad = ckfb("backup", "--config", (function()
+      assert(file.write(TMP .. "/ops-bad.yaml", text .. "deployments:\n  - {models: {kubeflow: x}}\n"))
+      return TMP .. "/ops-bad.yaml"
+    end)())
+    os.remove(TMP .. "/ops-bad.yaml")
+    assert.equal(2, bad.code)
+    assert.matches("deployments%[1%] must give models: {kubeflow: %.%.%., velero: %.%.%.}", bad.stderr)
+  end)
 end)
