@@ -79,19 +79,24 @@ local function resume(t)
   else settle(t, "failed", t.outcome.error) end
 end
 
+--- Runs every ready task; -> whether any ran.
 local function run_ready()
+  local ran = false
   while #ready > 0 do
     local batch = ready
     ready = {}
     for _, t in ipairs(batch) do
-      if t.status == "ready" then resume(t) end
+      if t.status == "ready" then ran = true; resume(t) end
     end
   end
+  return ran
 end
 
---- One turn of the scheduler: run what is ready, then wait once on the loop.
+--- One turn of the scheduler: run what is ready; if nothing was, wait once on the loop.
+-- (Waiting after tasks ran would block on an unrelated pending operation, a lock's
+-- renewal timer say, though what the caller waits for may be done already.)
 function M.step()
-  run_ready()
+  if run_ready() then return true end
   if loop.pending() == 0 then return false end
   for _, op in ipairs(loop.step()) do
     local w = op_waiters[op]

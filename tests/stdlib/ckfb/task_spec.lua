@@ -141,4 +141,12 @@ describe("ckfb.task", function()
     local first = r.stderr:match("^[^\n]*")
     assert.matches("^ckfb: .*failing_task%.lua:3: attempt to index", first)
   end)
+
+  it("returns from task.all as soon as its tasks finish, whatever else is pending on the loop", function()
+    local sleeper = task.spawn(task.sleep, 5)     -- a timer pending, as a lock's renewal is
+    task.sleep(0)
+    assert.same({ 1, 2 }, { task.all { function() return 1 end, function() return 2 end } })
+    assert.is_false(sleeper:done())              -- task.all did not wait for the timer
+    sleeper:cancel()
+  end)
 end)
