@@ -65,15 +65,17 @@ local function check_deployments(cfg)
   return cfg
 end
 
---- load(path [, defaults [, {model}]]) -> config | nil, err: --config FILE, else $CKFB_CONFIG, else
+--- load(path [, defaults [, {model}]]) -> config, the file read (or nil) | nil, err: --config FILE, else $CKFB_CONFIG, else
 -- $XDG_CONFIG_HOME/ckfb/ckfb.yaml (~/.config), else /etc/ckfb/ckfb.yaml, checked against
 -- defaults (M.DEFAULTS unless a script has its own).
 function M.load(path, defaults, overrides)
   local search, explicit = M.config_search()
-  local cfg, err = config.load(defaults or M.DEFAULTS, { file = path or explicit, search = search })
-  if not cfg then return nil, err end
+  local cfg, file_or_err = config.load(defaults or M.DEFAULTS, { file = path or explicit, search = search })
+  if not cfg then return nil, file_or_err end
   if overrides and overrides.model then cfg.models.kubeflow = overrides.model end  -- -m, as juju spells it
-  return check_deployments(cfg)
+  local checked, err = check_deployments(cfg)
+  if not checked then return nil, err end
+  return checked, file_or_err
 end
 
 -- The options every command shares.
