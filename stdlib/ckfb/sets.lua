@@ -65,7 +65,8 @@ local function check_deployments(cfg)
   return cfg
 end
 
---- load(path [, defaults [, {model}]]) -> config, the file read (or nil) | nil, err: --config FILE, else $CKFB_CONFIG, else
+--- load(path [, defaults [, {model}]]) -> config, the file read (or nil) | nil, err:
+-- --config FILE, else $CKFB_CONFIG, else
 -- $XDG_CONFIG_HOME/ckfb/ckfb.yaml (~/.config), else /etc/ckfb/ckfb.yaml, checked against
 -- defaults (M.DEFAULTS unless a script has its own).
 function M.load(path, defaults, overrides)
