@@ -49,11 +49,6 @@ local OPTIONS = {
     "            4 partial (some backups failed), 130 interrupted" },
 }
 
-local function usage_error(message)
-  io.stderr:write("ckfb backup: ", message, " (try 'ckfb backup --help')\n")
-  return EXIT.usage
-end
-
 --- The record of one component in the run, made by its first step when it starts (an
 -- interrupt finds it); before that, an empty one.
 local function component(list, key, name, starting)
@@ -448,14 +443,14 @@ end
 
 local function main(args)
   local ok, opts = pcall(options.parse, OPTIONS, args)
-  if not ok then return usage_error(opts.message or tostring(opts)) end
+  if not ok then return options.fail(OPTIONS, EXIT.usage, opts.message or tostring(opts), true) end
   if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
   local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
-  if not cfg then return usage_error(cerr.message) end
+  if not cfg then return options.fail(OPTIONS, EXIT.usage, cerr.message, true) end
   local loaded, herr = hooks.load_all(cfg.hooks)
-  if not loaded then return usage_error(herr.message) end
+  if not loaded then return options.fail(OPTIONS, EXIT.usage, herr.message, true) end
   local state_dir, serr = sets.state_dir(cfg)
-  if not state_dir then return usage_error(serr.message) end
+  if not state_dir then return options.fail(OPTIONS, EXIT.usage, serr.message, true) end
   if #cfg.deployments > 0 and not opts.m then return backup_all(cfg, opts, state_dir) end
   return backup(cfg, opts, state_dir)
 end

@@ -18,11 +18,6 @@ local OPTIONS = {
   epilog = { "", "exit codes: 0 ok, 1 failed, 2 usage or configuration error (or no such set)" },
 }
 
-local function fail(code, message)
-  io.stderr:write("ckfb describe: ", message, "\n")
-  return code
-end
-
 --- The size of each component's object in S3, where a bucket and key were recorded.
 local function sizes(m, store)
   if not store then return end
@@ -60,14 +55,16 @@ end
 
 local function main(args)
   local ok, opts, rest = pcall(options.parse, OPTIONS, args)
-  if not ok then return fail(2, tostring(opts.message or opts)) end
+  if not ok then return options.fail(OPTIONS, 2, tostring(opts.message or opts)) end
   if opts.help then print(options.help(OPTIONS)); return 0 end
-  if not rest[1] and not opts.latest then return fail(2, "name a backup set (see ckfb list) or give --latest") end
+  if not rest[1] and not opts.latest then
+    return options.fail(OPTIONS, 2, "name a backup set (see ckfb list) or give --latest")
+  end
   local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
-  if not cfg then return fail(2, cerr.message) end
+  if not cfg then return options.fail(OPTIONS, 2, cerr.message) end
   local store = sets.s3(cfg)
   local entry, err = sets.find(cfg, store, rest[1])
-  if not entry then return fail(2, err.message) end
+  if not entry then return options.fail(OPTIONS, 2, err.message) end
   local m, now = entry.manifest, os.time()
   local velero, databases = ckf.live(cfg)
   m.complete = ckf.mark_live(m, velero, databases)

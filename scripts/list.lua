@@ -73,13 +73,13 @@ end
 
 local function main(args)
   local ok, opts = pcall(options.parse, OPTIONS, args)
-  if not ok then io.stderr:write("ckfb list: ", tostring(opts.message or opts), "\n"); return 2 end
+  if not ok then return options.fail(OPTIONS, 2, opts.message or opts) end
   if opts.help then print(options.help(OPTIONS)); return 0 end
   local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
-  if not cfg then io.stderr:write("ckfb list: ", cerr.message, "\n"); return 2 end
+  if not cfg then return options.fail(OPTIONS, 2, cerr.message) end
   local store = sets.s3(cfg)
   local all, err = sets.list(cfg, store, { s3_optional = true })
-  if not all then io.stderr:write("ckfb list: ", err.message, "\n"); return 1 end
+  if not all then return options.fail(OPTIONS, 1, err.message) end
   local velero, databases = ckf.live(cfg)
   if opts.orphans then print_orphans(orphans(all, velero, databases), opts.json); return 0 end
   local out, now = {}, os.time()

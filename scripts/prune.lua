@@ -170,13 +170,13 @@ end
 
 local function main(args)
   local opts, perr = parse(args)
-  if not opts then io.stderr:write("ckfb prune: ", perr, " (try 'ckfb prune --help')\n"); return 2 end
+  if not opts then return options.fail(OPTIONS, 2, perr, true) end
   if opts.help then print(options.help(OPTIONS)); return 0 end
   local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
-  if not cfg then io.stderr:write("ckfb prune: ", cerr.message, "\n"); return 2 end
+  if not cfg then return options.fail(OPTIONS, 2, cerr.message) end
   local store = sets.s3(cfg)
   local all, err = sets.list(cfg, store)
-  if not all then io.stderr:write("ckfb prune: ", err.message, "\n"); return 1 end
+  if not all then return options.fail(OPTIONS, 1, err.message) end
   for _, entry in ipairs(all) do
     if not entry.trusted then log.warn("ignored %s: %s", entry.manifest.id, entry.problem) end
   end
@@ -194,7 +194,7 @@ local function main(args)
   local live, lerr
   if #victims > 0 then
     live, lerr = live_state(cfg)
-    if not live then io.stderr:write("ckfb prune: ", lerr.message, " (nothing deleted)\n"); return 1 end
+    if not live then return options.fail(OPTIONS, 1, lerr.message .. " (nothing deleted)") end
   end
   local p = plan.new { kind = "prune", config = cfg, state = function() return { deleted = report.deleted } end }
   declare(p, cfg, store, victims, kept_parts(all, victims), live)

@@ -44,11 +44,6 @@ local OPTIONS = {
   epilog = { "", "exit codes: 0 restored, 1 failed, 2 usage or configuration error, 3 refused by preflight" },
 }
 
-local function fail(code, message)
-  io.stderr:write("ckfb restore: ", message, "\n")
-  return code
-end
-
 -------------------------------------------------------------------- the steps
 
 --- A step's end: wait until the application's units satisfy a predicate.
@@ -193,19 +188,19 @@ end
 
 local function main(args)
   local ok, opts, rest = pcall(options.parse, OPTIONS, args)
-  if not ok then return fail(EXIT.usage, tostring(opts.message or opts)) end
+  if not ok then return options.fail(OPTIONS, EXIT.usage, tostring(opts.message or opts)) end
   if opts.help then print(options.help(OPTIONS)); return EXIT.ok end
   if not rest[1] and not opts.latest then
-    return fail(EXIT.usage, "name a backup set (see ckfb list) or give --latest")
+    return options.fail(OPTIONS, EXIT.usage, "name a backup set (see ckfb list) or give --latest")
   end
   local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })
-  if not cfg then return fail(EXIT.usage, cerr.message) end
+  if not cfg then return options.fail(OPTIONS, EXIT.usage, cerr.message) end
   local loaded, herr = hooks.load_all(cfg.hooks)
-  if not loaded then return fail(EXIT.usage, herr.message) end
+  if not loaded then return options.fail(OPTIONS, EXIT.usage, herr.message) end
   local state_dir, serr = sets.state_dir(cfg)
-  if not state_dir then return fail(EXIT.usage, serr.message) end
+  if not state_dir then return options.fail(OPTIONS, EXIT.usage, serr.message) end
   local entry, ferr = sets.find(cfg, sets.s3(cfg), rest[1])
-  if not entry then return fail(EXIT.usage, ferr.message) end
+  if not entry then return options.fail(OPTIONS, EXIT.usage, ferr.message) end
   local run = { cfg = cfg, opts = opts, set = entry.manifest, checks = checks.new(), status = "running" }
   run.parts = ckf.restore_parts(cfg, run.set, selected(opts))
   run.checks:restore(cfg, run.set, run.parts, { components = opts.components, state_dir = state_dir })
@@ -214,7 +209,7 @@ local function main(args)
   run.checks:print()
   if run.checks:refused() then
     if run.checks.found.lock then run.checks.found.lock:release() end
-    return fail(EXIT.refused, "refused by preflight: nothing was changed")
+    return options.fail(OPTIONS, EXIT.refused, "refused by preflight: nothing was changed")
   end
   declare(run, run.plan)
   if opts.dry_run then
@@ -228,7 +223,7 @@ local function main(args)
   local confirmed, why, code = confirm(run)
   if not confirmed then
     run.checks.found.lock:release()
-    return fail(code, why)
+    return options.fail(OPTIONS, code, why)
   end
   run.plan:show(progress.new { title = "ckfb restore " .. run.set.id })
   return execute(run)

@@ -60,6 +60,14 @@ function M.describe(spec)
     epilog = json.array(spec.epilog or {}) }
 end
 
+--- fail(spec, code, message[, hint]) -> code, once "ckfb CMD: message" is on stderr
+-- (CMD from spec.usage); with hint, "(try 'ckfb CMD --help')" follows.
+function M.fail(spec, code, message, hint)
+  local command = spec.usage:match("^ckfb %S+") or "ckfb"
+  io.stderr:write(command, ": ", tostring(message), hint and (" (try '" .. command .. " --help')") or "", "\n")
+  return code
+end
+
 --- help(spec) -> the text of --help
 function M.help(spec)
   local lines = { "usage: " .. spec.usage, "" }

@@ -30,6 +30,7 @@ local xml = require "ckfb.aws.xml"
 local sigv4 = require "ckfb.aws.sigv4"
 local credentials = require "ckfb.aws.credentials"
 local read_file = require("ckfb.file").read
+local env = require("ckfb.sys").env
 
 local M = {}
 
@@ -53,11 +54,6 @@ local function url_decode(s)
 end
 
 -------------------------------------------------------------------- configuration
-
-local function env(name)
-  local v = os.getenv(name)
-  if v and v ~= "" then return v end
-end
 
 --- The settings of a client: the table, then the environment, then the profile;
 -- cfg.credentials is the ckfb.aws.credentials provider.

@@ -18,6 +18,13 @@ M.getpid = sys.getpid
 --- interrupted() -> the signal number (SIGINT 2, SIGTERM 15) once the run was asked to stop, else nil.
 M.interrupted = sys.interrupted
 
+--- env(name) -> the environment variable's value, nil when it is unset or empty
+-- (as botocore and the AWS CLI read theirs).
+function M.env(name)
+  local v = os.getenv(name)
+  if v and v ~= "" then return v end
+end
+
 --- now() -> seconds on a monotonic clock (for durations, not dates).
 M.now = loop.now
 

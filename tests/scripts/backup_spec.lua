@@ -8,11 +8,9 @@ local k8s = require "ckfb.k8s"
 local s3 = require "ckfb.s3"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 
-local CKFB = assert(os.getenv("CKFB"))
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
-local STATE = TMP .. "/juju-state.standin.json"
-local CONFIG = STANDINS .. "/ckfb.yaml"
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local CKFB, TMP, STANDINS, STATE = standins.CKFB, standins.TMP, standins.STANDINS, standins.STATE
+local CONFIG = standins.CONFIG
 local REPORT = TMP .. "/report.json"
 
 local CHANGES = { offer = true, consume = true, integrate = true, ["scale-application"] = true }

@@ -7,10 +7,8 @@ local json = require "ckfb.json"
 local task = require "ckfb.task"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 
-local CKFB = assert(os.getenv("CKFB"))
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
-local STATE = TMP .. "/juju-state.standin.json"
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local CKFB, TMP, STANDINS, STATE = standins.CKFB, standins.TMP, standins.STANDINS, standins.STATE
 local REPORT = TMP .. "/fault-report.json"
 
 local variant = require("tests.stdlib.ckfb.helpers.configs").variant

@@ -6,10 +6,8 @@ local json = require "ckfb.json"
 local k8s = require "ckfb.k8s"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 
-local CKFB = assert(os.getenv("CKFB"))
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
-local CONFIG = STANDINS .. "/ckfb.yaml"
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local CKFB, TMP, STANDINS, CONFIG = standins.CKFB, standins.TMP, standins.STANDINS, standins.CONFIG
 local FORK = TMP .. "/backup-fork.lua"
 local REPORT = TMP .. "/fork-report.json"
 
@@ -89,7 +87,7 @@ describe("forking ckfb backup", function()
 
   it("3. changes a wait and a database", function()
     local anchor = "  local cfg, cerr = sets.load(opts.config, nil, { model = opts.m })\n"
-      .. "  if not cfg then return usage_error(cerr.message) end\n"
+      .. "  if not cfg then return options.fail(OPTIONS, EXIT.usage, cerr.message, true) end\n"
     fork(anchor, anchor .. "  cfg.databases, cfg.database.wait = { \"kfp-db\" }, 1200\n")
     local dry = assert(proc.run({ CKFB, FORK, "--config", CONFIG, "--dry-run", "--json" }, { timeout = 120 }))
     assert.equal(0, dry.code, dry.stderr)

@@ -6,14 +6,8 @@ local json = require "ckfb.json"
 local file = require "ckfb.file"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 
-local CKFB = assert(os.getenv("CKFB"))
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
-local STATE = TMP .. "/juju-state.standin.json"
-
-local function ckfb(...)
-  return assert(proc.run({ CKFB, ... }, { timeout = 120 }))
-end
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local CKFB, TMP, STANDINS, STATE, ckfb = standins.CKFB, standins.TMP, standins.STANDINS, standins.STATE, standins.ckfb
 
 local function have(program)
   return assert(proc.run({ "sh", "-c", "command -v " .. program })).code == 0

@@ -1,18 +1,12 @@
 -- ckfb prune against planted manifests and operators' accidents: manifests are
 -- untrusted input, and prune deletes only what the charms list and no kept set names.
-local proc = require "ckfb.proc"
 local json = require "ckfb.json"
 local s3 = require "ckfb.s3"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 local isolated_config = require("tests.stdlib.ckfb.helpers.configs").isolated
 
-local CKFB = assert(os.getenv("CKFB"))
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STATE = TMP .. "/juju-state.standin.json"
-
-local function ckfb(...)
-  return assert(proc.run({ CKFB, ... }, { timeout = 120 }))
-end
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local TMP, STATE, ckfb = standins.TMP, standins.STATE, standins.ckfb
 
 local function store()
   return assert(s3.client { endpoint = os.getenv("CKFB_TEST_S3"), access_key = "AKIDTEST", secret_key = "testsecret" })

@@ -6,16 +6,10 @@ local k8s = require "ckfb.k8s"
 local s3 = require "ckfb.s3"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 
-local CKFB = assert(os.getenv("CKFB"))
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
-local STATE = TMP .. "/juju-state.standin.json"
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local CKFB, STANDINS, STATE, ckfb = standins.CKFB, standins.STANDINS, standins.STATE, standins.ckfb
 
 local isolated_config = require("tests.stdlib.ckfb.helpers.configs").isolated
-
-local function ckfb(...)
-  return assert(proc.run({ CKFB, ... }, { timeout = 120 }))
-end
 
 local calls = fake.matching
 

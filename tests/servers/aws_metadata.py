@@ -21,7 +21,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
-from loopback import serve
+from loopback import reply, serve
 
 STATE = {"lifetime": 3600, "token": "container-secret", "issued": 0, "requests": [], "session": "imds-session-1"}
 LOCK = threading.Lock()
@@ -46,11 +46,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, code, body, ctype="application/json"):
         data = body if isinstance(body, bytes) else (json.dumps(body) if not isinstance(body, str) else body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply(self, code, data, [("Content-Type", ctype)])
 
     def handle_any(self):
         length = int(self.headers.get("Content-Length") or 0)

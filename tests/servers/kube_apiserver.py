@@ -50,6 +50,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit, unquote
+from loopback import reply
 
 CORE = [  # (plural, kind, namespaced, shortNames)
     ("pods", "Pod", True, ["po"]), ("namespaces", "Namespace", False, ["ns"]),
@@ -218,13 +219,7 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ plumbing
     def send_json(self, code, body, extra=()):
         data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in extra:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        reply(self, code, data, [("Content-Type", "application/json"), *extra])
 
     def start_chunked(self, content_type):
         self.send_response(200)

@@ -11,3 +11,14 @@ def serve(handler, portfile):
         f.write(str(server.server_address[1]))
     os.rename(portfile + ".tmp", portfile)
     server.serve_forever()
+
+
+def reply(handler, code, body=b"", headers=()):
+    """Answers a request: the status, the headers, Content-Length, the body (none to HEAD)."""
+    handler.send_response(code)
+    for k, v in headers:
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)

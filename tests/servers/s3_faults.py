@@ -27,7 +27,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit, unquote
 
-from loopback import serve
+from loopback import reply, serve
 
 LOCK = threading.Lock()
 OBJECTS = {}    # (bucket, key) -> bytes
@@ -49,13 +49,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def answer(self, code, body=b"", headers=()):
-        self.send_response(code)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        reply(self, code, body, headers)
 
     def digest_ok(self, data):
         """As S3: a Content-MD5 that does not match the body is refused (400 BadDigest)."""

@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
+from loopback import reply
 
 SECRETS = {"AKIDTEST": "testsecret"}
 TOKEN = "FQoGZXIvYXdzEXAMPLETOKEN+/="
@@ -68,12 +69,7 @@ class H(BaseHTTPRequestHandler):
 
     def _reply(self, code, obj, content_type="application/json"):
         b = obj if isinstance(obj, bytes) else (json.dumps(obj, indent=1) + "\n").encode()
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(b)
+        reply(self, code, b, [("Content-Type", content_type)])
 
     def _s3_error(self, status, code, message):
         xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code><Message>%s</Message>"

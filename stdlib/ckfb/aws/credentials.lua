@@ -21,6 +21,7 @@ local errors = require "ckfb.error"
 local xml = require "ckfb.aws.xml"
 local sigv4 = require "ckfb.aws.sigv4"
 local read_file = require("ckfb.file").read
+local env = require("ckfb.sys").env
 
 local M = {}
 
@@ -34,11 +35,6 @@ M.ECS_HOST = "http://169.254.170.2"
 -- The hosts a full container-credentials URI may name over http (botocore ContainerMetadataFetcher).
 M.CONTAINER_HOSTS = { ["127.0.0.1"] = true, ["localhost"] = true, ["[::1]"] = true, ["169.254.170.2"] = true,
   ["169.254.170.23"] = true, ["[fd00:ec2::23]"] = true }
-
-local function env(name)
-  local v = os.getenv(name)
-  if v and v ~= "" then return v end
-end
 
 local function failure(code, message, detail)
   return nil, errors.new("aws." .. code, message, detail)

@@ -4,8 +4,8 @@ local yaml = require "ckfb.yaml"
 
 local M = {}
 
-local TMP = assert(os.getenv("CKFB_TEST_TMP"))
-local STANDINS = assert(os.getenv("CKFB_TEST_STANDINS"))
+local standins = require "tests.stdlib.ckfb.helpers.standins"
+local TMP, STANDINS = standins.TMP, standins.STANDINS
 local counter = 0
 
 --- isolated([change]) -> the path of a new configuration file, and its table.
