@@ -20,12 +20,12 @@ local ckf = require "ckfb.ckf"
 local checks = require "ckfb.ckf.checks"
 local mysql = require "ckfb.ckf.mysql"
 local velero = require "ckfb.ckf.velero"
-local json = require "ckfb.json"
 local task = require "ckfb.task"
 local log = require "ckfb.log"
 local errors = require "ckfb.error"
 local hooks = require "ckfb.hooks"
 local options = require "ckfb.options"
+local json = require "ckfb.json"
 local progress = require "ckfb.progress"
 local plan = require "ckfb.plan"
 local metrics = require "ckfb.metrics"
@@ -41,7 +41,7 @@ local OPTIONS = {
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
   sets.MODEL_OPTION,
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
-  { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
+  options.FORMAT, options.FORMAT_SHORT, options.JSON,
   { "--report", "FILE", "also write the JSON report to FILE" },
   { "--force", nil, "go on despite preflight failures that are safe to override" },
   { "--restore-scale", nil, "scale the databases back to their size before the run" },
@@ -358,12 +358,20 @@ local function stopped(run, err)
   run.plan:hook("on_failure")
 end
 
+--- The report printed and written as asked; with several deployments, kept for the one
+-- report of them all. -> false when the report file could not be written
+local function emit(run)
+  local r = report(run)
+  if run.opts.reports then run.opts.reports[#run.opts.reports + 1] = r end
+  return plan.emit(r, run.opts)
+end
+
 local function finish(run, code)
   run.checks.found.lock:release()
   run.plan:close()
   metrics.record_backup(run.cfg, run.status, run.plan)
   summary(run)
-  if not plan.emit(report(run), run.opts) and code == EXIT.ok then code = EXIT.failed end  -- asked, not delivered
+  if not emit(run) and code == EXIT.ok then code = EXIT.failed end  -- asked, not delivered
   local ok, err = run.plan:hook("on_end")  -- notifications: the run is over, so their errors only warn
   if not ok then log.warn("%s", err.message) end
   return code
@@ -373,7 +381,7 @@ local function refuse(run)
   run.status = "refused"
   if run.checks.found.lock then run.checks.found.lock:release() end
   metrics.record_backup(run.cfg, run.status, run.plan)
-  plan.emit(report(run), run.opts)
+  emit(run)
   local failed = {}
   for _, c in ipairs(run.checks) do
     if c.status == "fail" then failed[#failed + 1] = c.name end
@@ -408,8 +416,8 @@ local function backup(cfg, opts, state_dir, live)
   if not opts.dry_run then run.plan:show(progress.new { title = "ckfb backup " .. run.id, live = live }) end
   if opts.dry_run then
     run.checks.found.lock:release()
-    if opts.json then print(json.encode({ checks = run.checks:list(), plan = run.plan:describe() }, { pretty = true }))
-    else print(run.plan:text()) end
+    options.output(opts, { checks = run.checks:list(), plan = run.plan:describe() },
+      function() print(run.plan:text()) end)
     return EXIT.ok
   end
   if not run.plan.view.live and log.enabled("info") then  -- the live view shows it itself
@@ -428,16 +436,20 @@ end
 local SEVERITY = { [EXIT.ok] = 0, [EXIT.partial] = 1, [EXIT.refused] = 2, [EXIT.failed] = 3 }
 
 --- Every deployment of the configuration at once, each its own set and lock; their output
--- is plain lines (two live views cannot share a terminal). -> the worst exit code
+-- is plain lines (two live views cannot share a terminal) and their reports one list.
+-- -> the worst exit code
 local function backup_all(cfg, opts, state_dir)
+  local reports = json.array()
+  local each = setmetatable({ format = "table", json = false, report = false, reports = reports }, { __index = opts })
   local jobs = {}
   for i, d in ipairs(cfg.deployments) do
-    jobs[i] = function() return backup(sets.deployment(cfg, d), opts, state_dir, false) end
+    jobs[i] = function() return backup(sets.deployment(cfg, d), each, state_dir, false) end
   end
   local codes, worst = { task.all(jobs) }, EXIT.ok
   for _, code in ipairs(codes) do
     if (SEVERITY[code] or 3) > (SEVERITY[worst] or 3) then worst = code end
   end
+  if not plan.emit(reports, opts) and worst == EXIT.ok then worst = EXIT.failed end
   return worst
 end
 

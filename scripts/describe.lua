@@ -1,10 +1,9 @@
 -- ckfb describe SET | --latest: one backup set, as an operator reads it: its state,
 -- age, where it is stored, each component with its backup, its live status (what the
 -- charms list now), its object in S3 and size where known, and when Velero expires it.
---   ckfb describe SET | --latest [--config FILE] [-m MODEL] [--json]
+--   ckfb describe SET | --latest [--config FILE] [-m MODEL] [--format table|json|yaml]
 -- Exit codes: 0 ok, 1 failed, 2 usage or configuration (an unknown set).
 local ckf = require "ckfb.ckf"
-local json = require "ckfb.json"
 local options = require "ckfb.options"
 local sets = require "ckfb.sets"
 
@@ -14,7 +13,7 @@ local OPTIONS = {
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
   sets.MODEL_OPTION,
   { "--latest", nil, "the newest trusted set" },
-  { "--json", nil, "print the set as JSON" },
+  options.FORMAT, options.FORMAT_SHORT, options.JSON,
   epilog = { "", "exit codes: 0 ok, 1 failed, 2 usage or configuration error (or no such set)" },
 }
 
@@ -70,7 +69,7 @@ local function main(args)
   m.complete = ckf.mark_live(m, velero, databases)
   m.state, m.stored = ckf.set_state(m, true), entry.where
   sizes(m, store)
-  if opts.json then print(json.encode(m, { pretty = true })) else show(m, entry, now) end
+  options.output(opts, m, function() show(m, entry, now) end)
   return 0
 end
 

@@ -3,7 +3,7 @@
 -- list-backups); a set with a missing or failed component is marked, and
 -- a warning names velero backups that are gone or expire within a week
 -- (Velero deletes a backup after its TTL, 30 days by default).
---   ckfb list [--config FILE] [--json]
+--   ckfb list [--config FILE] [--format table|json|yaml]
 -- Exit codes: 0 ok, 1 failed, 2 usage or configuration error.
 local ckf = require "ckfb.ckf"
 local json = require "ckfb.json"
@@ -16,7 +16,7 @@ local OPTIONS = {
   summary = "Lists the backup sets ckfb recorded (locally and in S3), with the live status of every component.",
   { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
   sets.MODEL_OPTION,
-  { "--json", nil, "print the sets as JSON" },
+  options.FORMAT, options.FORMAT_SHORT, options.JSON,
   { "--orphans", nil, "list the backups the charms hold that belong to no set instead" },
 }
 
@@ -65,10 +65,18 @@ local function orphans(all, velero, databases)
   return out
 end
 
-local function print_orphans(list, as_json)
-  if as_json then print(json.encode(json.array(list), { pretty = true })); return end
+local function print_orphans(list)
   if #list == 0 then print("no backups outside the recorded sets"); return end
   for _, o in ipairs(list) do print(string.format("%-10s %s", o.kind, o.name)) end
+end
+
+local function print_sets(out, now)
+  if #out == 0 then print("no backup sets recorded yet (ckfb backup makes one)"); return end
+  print(string.format("%-36s %-10s %-6s %-9s %s", "SET", "STATUS", "AGE", "STORED", "COMPONENTS"))
+  for _, m in ipairs(out) do
+    print(string.format("%-36s %-10s %-6s %-9s %s", m.id, m.state, ckf.age(m.id, now), table.concat(m.stored, "+"),
+      m.trusted and ckf.components_text(m) or m.problem))
+  end
 end
 
 local function main(args)
@@ -81,7 +89,10 @@ local function main(args)
   local all, err = sets.list(cfg, store, { s3_optional = true })
   if not all then return options.fail(OPTIONS, 1, err.message) end
   local velero, databases = ckf.live(cfg)
-  if opts.orphans then print_orphans(orphans(all, velero, databases), opts.json); return 0 end
+  if opts.orphans then
+    options.output(opts, json.array(orphans(all, velero, databases)), print_orphans)
+    return 0
+  end
   local out, now = {}, os.time()
   for _, entry in ipairs(all) do
     local m = entry.manifest
@@ -93,13 +104,7 @@ local function main(args)
     for _, w in ipairs(m.warnings) do log.warn("%s", w) end
     out[#out + 1] = m
   end
-  if opts.json then print(json.encode(json.array(out), { pretty = true })); return 0 end
-  if #out == 0 then print("no backup sets recorded yet (ckfb backup makes one)"); return 0 end
-  print(string.format("%-36s %-10s %-6s %-9s %s", "SET", "STATUS", "AGE", "STORED", "COMPONENTS"))
-  for _, m in ipairs(out) do
-    print(string.format("%-36s %-10s %-6s %-9s %s", m.id, m.state, ckf.age(m.id, now), table.concat(m.stored, "+"),
-      m.trusted and ckf.components_text(m) or m.problem))
-  end
+  options.output(opts, json.array(out), function() print_sets(out, now) end)
   return 0
 end
 

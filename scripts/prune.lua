@@ -7,7 +7,7 @@
 -- or deleted, and a set deletes only what the charms themselves list now
 -- (velero's and mysql-k8s's list-backups), in the bucket and path the live
 -- s3-integrator configures, and nothing another kept set still names.
---   ckfb prune --keep N | --older-than DURATION [--yes] [--config FILE] [--json]
+--   ckfb prune --keep N | --older-than DURATION [--yes] [--config FILE] [--format table|json|yaml]
 -- --keep N (N >= 1) keeps the newest N complete sets and everything newer;
 -- with --older-than too, a set goes only when both allow it; --older-than
 -- alone never deletes the newest complete set.
@@ -28,7 +28,7 @@ local OPTIONS = {
   { "--keep", "N", "keep the newest N complete sets (N >= 1), and every newer set" },
   { "--older-than", "DURATION", "delete only sets older than DURATION (30d, 12h, 2w)" },
   { "--yes", nil, "really delete (otherwise only show what would go)" },
-  { "--json", nil, "print what was (or would be) deleted as JSON" },
+  options.FORMAT, options.FORMAT_SHORT, options.JSON,
 }
 
 local UNITS = { s = 1, m = 60, h = 3600, d = 86400, w = 604800 }
@@ -188,7 +188,7 @@ local function main(args)
       report.deleted[#report.deleted + 1] = entry.manifest.id
     end
     if #victims > 0 then io.stderr:write("(nothing deleted: add --yes)\n") end
-    if opts.json then print(json.encode(report, { pretty = true })) end
+    options.output(opts, report)
     return 0
   end
   local live, lerr
@@ -206,7 +206,7 @@ local function main(args)
     end
   end
   report.plan, report.next_steps = p:describe(), p:next_steps()
-  if opts.json then print(json.encode(report, { pretty = true })) end
+  options.output(opts, report)
   return p:failed_step() and 1 or 0
 end
 

@@ -12,7 +12,7 @@
 -- can import storage on a Kubernetes model, no database is blocked for S3
 -- writes. Every step is verified before the next; on a failure the run stops
 -- and says where, with the commands to continue by hand.
---   ckfb restore SET_ID | --latest [--components LIST] [--dry-run] [--json] [--report FILE]
+--   ckfb restore SET_ID | --latest [--components LIST] [--dry-run] [--format table|json|yaml] [--report FILE]
 -- Exit codes: 0 restored, 1 failed, 2 usage or configuration, 3 refused by preflight.
 local juju = require "ckfb.juju"
 local ckf = require "ckfb.ckf"
@@ -38,7 +38,7 @@ local OPTIONS = {
   { "--latest", nil, "restore the newest set" },
   { "--components", "LIST", "restore only these (comma-separated: minio, mlmd, the velero targets, the databases)" },
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
-  { "--json", nil, "print the plan (--dry-run) or the report as JSON on stdout" },
+  options.FORMAT, options.FORMAT_SHORT, options.JSON,
   { "--report", "FILE", "also write the JSON report to FILE" },
   { "--yes", nil, "do not ask for the set id to be typed (required without a terminal)" },
   epilog = { "", "exit codes: 0 restored, 1 failed, 2 usage or configuration error, 3 refused by preflight" },
@@ -214,10 +214,8 @@ local function main(args)
   declare(run, run.plan)
   if opts.dry_run then
     run.checks.found.lock:release()
-    if opts.json then
-      local dry = { set = run.set.id, checks = run.checks:list(), plan = run.plan:describe() }
-      print(json.encode(dry, { pretty = true }))
-    else print(run.plan:text { by_hand = true }) end
+    options.output(opts, { set = run.set.id, checks = run.checks:list(), plan = run.plan:describe() },
+      function() print(run.plan:text { by_hand = true }) end)
     return EXIT.ok
   end
   local confirmed, why, code = confirm(run)

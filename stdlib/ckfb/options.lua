@@ -9,13 +9,33 @@
 --   local opts, rest = options.parse(spec, { ... })  -- opts.config, opts.dry_run
 --
 -- A usage error raises a ckfb.error with code "usage" (the scripts map it
--- to exit code 2).
+-- to exit code 2). An option may name the key it sets (`key = "format"`), so
+-- -o and --format are one option, as in kubectl.
 local errors = require "ckfb.error"
 
 local M = {}
 
-local function key_of(flag)
-  return flag:gsub("^%-+", ""):gsub("%-", "_")
+local function key_of(o)
+  return o.key or (o[1]:gsub("^%-+", ""):gsub("%-", "_"))
+end
+
+--- The output options every command takes: --format (-o) table|json|yaml, and --json
+-- for --format json.
+M.FORMATS = { table = true, json = true, yaml = true }
+M.FORMAT = { "--format", "FORMAT", "print the result as a table (the default), json or yaml" }
+M.FORMAT_SHORT = { "-o", "FORMAT", "the same as --format", key = "format" }
+M.JSON = { "--json", nil, "the same as --format json" }
+
+--- The format asked for: --format wins over --json; checked against M.FORMATS.
+local function resolve_format(opts)
+  if opts.json and opts.format and opts.format ~= "json" then
+    errors.raise("usage", "--json and --format " .. opts.format .. " disagree: give one")
+  end
+  opts.format = opts.format or (opts.json and "json") or "table"
+  if not M.FORMATS[opts.format] then
+    errors.raise("usage", "unknown format '" .. opts.format .. "' (table, json or yaml)")
+  end
+  opts.json = opts.format == "json"
 end
 
 --- parse(spec, args) -> opts, positional arguments
@@ -38,9 +58,9 @@ function M.parse(spec, args)
       local value = inline or args[i + 1]
       if value == nil then errors.raise("usage", "option '" .. flag .. "' needs a value (" .. o[2] .. ")") end
       if not inline then i = i + 1 end
-      opts[key_of(flag)] = value
+      opts[key_of(o)] = value
     elseif o and not inline then
-      opts[key_of(flag)] = true
+      opts[key_of(o)] = true
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       errors.raise("usage", "unknown option '" .. a .. "'")
     else
@@ -48,7 +68,22 @@ function M.parse(spec, args)
     end
     i = i + 1
   end
+  if by_flag["--format"] then resolve_format(opts) end
   return opts, rest
+end
+
+--- output(opts, value[, as_table]): prints value in the format asked for; the table is
+-- as_table(value)'s to print, for people (nothing without it).
+function M.output(opts, value, as_table)
+  local format = opts.format or (opts.json and "json") or "table"
+  if format == "json" then
+    print(require("ckfb.json").encode(value, { pretty = true }))
+  elseif format == "yaml" then
+    local text = require("ckfb.yaml").encode(value)
+    io.stdout:write(text, text:sub(-1) == "\n" and "" or "\n")
+  elseif as_table then
+    as_table(value)
+  end
 end
 
 --- describe(spec) -> the options as JSON: {usage, summary, options = [{flag, value, text}], epilog}

@@ -280,8 +280,9 @@ end
 
 -------------------------------------------------------------------- reports
 
---- emit(report, {json = bool, report = FILE}) -> false when the report file could not be
--- written: prints the report as JSON when asked, writes it to FILE when asked.
+--- emit(report, {format = "json" | "yaml" | "table", report = FILE}) -> false when the report
+-- file could not be written: prints the report as JSON or YAML when asked (a table is the
+-- script's to print), writes it to FILE (JSON) when asked.
 function M.emit(report, opts)
   local text = json.encode(report, { pretty = true })
   local written = true
@@ -293,7 +294,7 @@ function M.emit(report, opts)
       written = false
     end
   end
-  if opts.json then print(text) end
+  require("ckfb.options").output(opts, report)
   return written
 end
 

@@ -155,6 +155,34 @@ describe("operating ckfb", function()
     os.remove(TMP .. "/ops-down.yaml")
   end)
 
+  it("prints every command's result as a table, JSON or YAML, with --format or -o", function()
+    local yaml = require "ckfb.yaml"
+    local config = config_with_metrics(TMP .. "/ckfb.prom")
+    assert.equal(0, ckfb("-q", "backup", "--config", config).code)
+    local commands = { { "list" }, { "describe", "--latest" }, { "version" }, { "prune", "--keep", "9" },
+      { "backup", "--dry-run" }, { "restore", "--latest", "--dry-run" } }
+    for _, command in ipairs(commands) do
+      local function run(...)
+        local args = { table.unpack(command) }
+        if command[1] ~= "version" then table.move({ "--config", config }, 1, 2, #args + 1, args) end
+        local r = ckfb(table.unpack(table.move({ ... }, 1, select("#", ...), #args + 1, args)))
+        assert.equal(0, r.code, command[1] .. ": " .. r.stderr)
+        return r.stdout
+      end
+      local as_json, as_yaml = json.decode(run("-o", "json")), yaml.decode(run("--format", "yaml"))
+      assert.same(json.decode(run("--json")), as_json)
+      if command[1] == "backup" or command[1] == "restore" then  -- the plan, whose checks carry times
+        as_json, as_yaml = as_json.plan, as_yaml.plan
+      end
+      assert.same(as_json, as_yaml, command[1])
+      local parsed, value = pcall(json.decode, run("--format=table"))
+      assert.is_true(not parsed or value == nil, command[1] .. " prints a table for people")
+      local bad = ckfb(command[1], "-o", "xml")
+      assert.equal(2, bad.code)
+      assert.matches("^ckfb " .. command[1] .. ": unknown format 'xml' %(table, json or yaml%)[^\n]*\n$", bad.stderr)
+    end
+  end)
+
   it("takes -m for the Kubeflow model, as juju does", function()
     local r = ckfb("backup", "-m", "no-such-model", "--config", STANDINS .. "/ckfb.yaml")
     assert.equal(3, r.code)
@@ -206,10 +234,15 @@ print(v.pid, math.type(v.pid), v.ratio)]])
     local config = TMP .. "/ops-two.yaml"
     assert(file.write(config, text .. "deployments:\n  - models: {kubeflow: kubeflow, velero: velero}\n"
       .. "  - models: {kubeflow: kubeflow-b, velero: velero-b}\n"))
-    local r = ckfb("-q", "backup", "--config", config)
+    local r = ckfb("-q", "backup", "--config", config, "-o", "json", "--report", TMP .. "/ops-two.json")
     os.remove(config)
     assert.equal(0, r.code, r.stderr)
     assert.equal("", r.stderr)
+    local reports = json.decode(r.stdout)                -- one JSON document: a report per deployment
+    assert.equal(2, #reports)
+    assert.are_not.equal(reports[1].id, reports[2].id)
+    assert.same(reports, json.decode(assert(file.read(TMP .. "/ops-two.json"))))
+    os.remove(TMP .. "/ops-two.json")
     local models = {}
     for _, name in ipairs(require("ckfb.core.sys").listdir(TMP .. "/ops-state/sets")) do
       local m = json.decode(assert(file.read(TMP .. "/ops-state/sets/" .. name)))
