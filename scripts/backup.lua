@@ -292,7 +292,7 @@ local function quiet_summary(run)
   for _, name in ipairs(run.checks.found.targets) do  -- a chain stopped before them
     if not started[name] then bad[#bad + 1] = name end
   end
-  io.stderr:write(string.format("ckfb backup: set %s %s%s%s\n", run.id, run.status,
+  log.say("error", string.format("ckfb backup: set %s %s%s%s", run.id, run.status,
     #bad > 0 and (": " .. table.concat(bad, ", ") .. " not backed up") or "",
     run.error and (" (" .. run.error:match("^[^\n]*") .. ")") or ""))
 end
@@ -312,7 +312,7 @@ local function summary(run)
   local steps = next_steps(run)
   if #steps > 0 then lines[#lines + 1] = "next:" end
   for _, s in ipairs(steps) do lines[#lines + 1] = "  " .. s end
-  io.stderr:write(table.concat(lines, "\n"), "\n")
+  log.say(run.status == "complete" and "info" or "error", table.concat(lines, "\n"))
 end
 
 -------------------------------------------------------------------- the run
@@ -386,7 +386,7 @@ local function refuse(run)
   for _, c in ipairs(run.checks) do
     if c.status == "fail" then failed[#failed + 1] = c.name end
   end
-  io.stderr:write("ckfb backup: refused by preflight (", table.concat(failed, ", "), "): nothing was changed\n")
+  log.say("error", "ckfb backup: refused by preflight (" .. table.concat(failed, ", ") .. "): nothing was changed")
   local ok, err = run.plan:hook("on_end")
   if not ok then log.warn("%s", err.message) end
   return EXIT.refused
@@ -421,7 +421,7 @@ local function backup(cfg, opts, state_dir, live)
     return EXIT.ok
   end
   if not run.plan.view.live and log.enabled("info") then  -- the live view shows it itself
-    io.stderr:write(run.plan:text(), "\n")
+    log.say("info", run.plan:text())
   end
   local called, code, err = xpcall(execute, function(e) return e end, run)
   if called and code then return finish(run, code) end

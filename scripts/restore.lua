@@ -166,9 +166,10 @@ local function finish(run, code)
   local r = report(run)
   if run.status == "failed" then
     local failed = run.plan:failed_step()
-    io.stderr:write("ckfb restore: stopped at step ", tostring(failed and failed.index), " (", r.failed_step or "hooks",
-      "): ", r.error, "\nto continue by hand:\n")
-    for _, c in ipairs(r.next_steps) do io.stderr:write("  ", c, "\n") end
+    local lines = { string.format("ckfb restore: stopped at step %s (%s): %s", tostring(failed and failed.index),
+      r.failed_step or "hooks", r.error), "to continue by hand:" }
+    for _, c in ipairs(r.next_steps) do lines[#lines + 1] = "  " .. c end
+    log.say("error", table.concat(lines, "\n"))
   else
     log.info("restored backup set %s", run.set.id)
   end

@@ -51,6 +51,7 @@ function M.usage()
     "options (before the command):",
     "  -q, --quiet     nothing on success; one summary line on failure (and warnings)",
     "  -v, --verbose   more detail; repeat for more (-vv: trace)",
+    "  --log-format F  text (the default) or json: one object per log line ($CKFB_LOG_FORMAT)",
     "  --version       print the version (as ckfb version)",
     "  -h, --help      print this help",
     "",
@@ -100,6 +101,8 @@ local function parse(argv)
     elseif a == "-v" or a == "--verbose" then o.verbose = o.verbose + 1
     elseif a:match("^%-v+$") then o.verbose = o.verbose + #a - 1
     elseif a == "-q" or a == "--quiet" then o.quiet = true
+    elseif a == "--log-format" then o.log_format = value(a)
+    elseif a:match("^%-%-log%-format=") then o.log_format = a:match("=(.*)")
     elseif a == "-i" then o.interactive = true
     elseif a == "--lib-dir" then value(a)  -- _boot.lua already used it
     elseif a:match("^%-%-lib%-dir=.") then -- luacheck: ignore 542
@@ -148,8 +151,7 @@ local function report(err, verbose)
   local redact = log().redact
   local text = redact(describe(err))
   local first = text:match("^[^\n]*")
-  io.stdout:flush()
-  io.stderr:write("ckfb: ", first, "\n")
+  log().say("error", "ckfb: " .. first)
   if verbose then
     local task = package.loaded["ckfb.task"]
     local origin = task and task.traceback_of(err)   -- a task's error: where it failed, not where it was waited for
@@ -230,6 +232,10 @@ function M.main(argv)
   local ok, result = xpcall(function()
     check_utf8(argv)
     local o = parse(argv)
+    local log_format = o.log_format or os.getenv("CKFB_LOG_FORMAT")
+    if log_format and log_format ~= "" and not pcall(log().set_format, log_format) then
+      usage_error("unknown log format '%s' (text or json)", log_format)
+    end
     if o.quiet then log().set_level("warn") end
     if o.verbose > 0 then log().set_level(3 + o.verbose) end
     sys.set_verbose(o.verbose > 0)
@@ -244,7 +250,7 @@ function M.main(argv)
   end)
   if ok then return result end
   if getmetatable(result) == UsageError then
-    io.stderr:write("ckfb: ", result.message, " (try 'ckfb --help')\n")
+    log().say("error", "ckfb: " .. result.message .. " (try 'ckfb --help')")
     return EXIT.usage
   end
   local task = package.loaded["ckfb.task"]

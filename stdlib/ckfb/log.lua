@@ -12,6 +12,7 @@ local COLOURS = { error = "\27[31m", warn = "\27[33m", info = "\27[32m", debug =
 local threshold = RANK.info
 local secrets = {}
 local sink = io.stderr
+local line_format = "text"
 
 --- Colour only on a terminal and never when NO_COLOR is set (no-color.org).
 local function use_colour()
@@ -29,6 +30,17 @@ end
 
 function M.level()
   return LEVELS[threshold]
+end
+
+--- set_format("text" | "json"): json writes each line as one object {time, level, msg}
+-- for a log collector (journald, Loki, a Kubernetes node's agent).
+function M.set_format(name)
+  if name ~= "text" and name ~= "json" then error("unknown log format '" .. tostring(name) .. "' (text or json)", 2) end
+  line_format = name
+end
+
+function M.format()
+  return line_format
 end
 
 function M.enabled(level)
@@ -91,17 +103,33 @@ local function write(level, fmt, ...)
   if RANK[level] > threshold then return end
   io.stdout:flush()  -- keeps output and log lines in order on a shared pipe
   local stamp = os.date("!%Y-%m-%dT%H:%M:%SZ")
-  local tag = level:upper()
-  if colour then tag = COLOURS[level] .. tag .. "\27[0m" end
+  local text = M.redact(format(fmt, ...))
+  local line
+  if line_format == "json" then
+    line = require("ckfb.json").encode { time = stamp, level = level, msg = text }
+  else
+    local tag = level:upper()
+    if colour then tag = COLOURS[level] .. tag .. "\27[0m" end
+    line = stamp .. " " .. tag .. " " .. M.printable(text)
+  end
   local above = overlay and sink == io.stderr and overlay
   if above then above:clear() end
-  sink:write(stamp, " ", tag, " ", M.printable(M.redact(format(fmt, ...))), "\n")
+  sink:write(line, "\n")
   sink:flush()
   if above then above:draw() end
 end
 
 for _, level in ipairs(LEVELS) do
   M[level] = function(fmt, ...) write(level, fmt, ...) end
+end
+
+--- say(level, text): what a command tells the operator on stderr (a summary, an error,
+-- the preflight table): the text as it is, whatever the level; in the json format one
+-- log object at that level, so a collector reads every line of stderr alike.
+function M.say(level, text)
+  if line_format == "json" then return write(level, "%s", (text:gsub("\n$", ""))) end
+  io.stdout:flush()
+  io.stderr:write(M.redact(text), text:sub(-1) == "\n" and "" or "\n")
 end
 
 local to_terminal

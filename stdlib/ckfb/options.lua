@@ -99,7 +99,8 @@ end
 -- (CMD from spec.usage); with hint, "(try 'ckfb CMD --help')" follows.
 function M.fail(spec, code, message, hint)
   local command = spec.usage:match("^ckfb %S+") or "ckfb"
-  io.stderr:write(command, ": ", tostring(message), hint and (" (try '" .. command .. " --help')") or "", "\n")
+  local line = command .. ": " .. tostring(message) .. (hint and (" (try '" .. command .. " --help')") or "")
+  require("ckfb.log").say("error", line)
   return code
 end
 

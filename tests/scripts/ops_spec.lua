@@ -183,6 +183,37 @@ describe("operating ckfb", function()
     end
   end)
 
+  it("writes every line of stderr as one JSON object with --log-format json", function()
+    local function objects(stderr)
+      local list = {}
+      for line in stderr:gmatch("[^\n]+") do
+        local o = json.decode(line)
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", o.time, line)
+        assert.is_string(o.msg, line)
+        list[#list + 1] = o
+      end
+      return list
+    end
+    local ok = ckfb("--log-format", "json", "backup", "--config", STANDINS .. "/ckfb.yaml")
+    assert.equal(0, ok.code, ok.stderr)
+    local seen = {}
+    for _, o in ipairs(objects(ok.stderr)) do seen[o.level .. " " .. o.msg:match("^[^\n]*")] = true end
+    assert.is_true(seen["info preflight:"], ok.stderr)                   -- the table is one object
+    local summary
+    for line in pairs(seen) do summary = summary or line:match("^info backup set ckf%-%S+: complete$") end
+    assert.truthy(summary, ok.stderr)
+    local bad = proc.run({ CKFB, "describe", "no-such-set", "--config", STANDINS .. "/ckfb.yaml" },
+      { env = { CKFB_LOG_FORMAT = "json" }, timeout = 60 })
+    assert.equal(2, bad.code)
+    local errs = objects(bad.stderr)
+    assert.equal(1, #errs, bad.stderr)
+    assert.equal("error", errs[1].level)
+    assert.matches("^ckfb describe: ", errs[1].msg)
+    local unknown = ckfb("--log-format=xml", "version")
+    assert.equal(2, unknown.code)
+    assert.equal("ckfb: unknown log format 'xml' (text or json) (try 'ckfb --help')\n", unknown.stderr)
+  end)
+
   it("takes -m for the Kubeflow model, as juju does", function()
     local r = ckfb("backup", "-m", "no-such-model", "--config", STANDINS .. "/ckfb.yaml")
     assert.equal(3, r.code)

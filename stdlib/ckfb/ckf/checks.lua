@@ -43,12 +43,13 @@ end
 
 --- The table an operator reads, on stderr.
 function Checks:print()
-  io.stderr:write("preflight:\n")
+  local lines = { "preflight:" }
   for _, c in ipairs(self) do
     local forced = c.status == "fail" and self.force and c.overridable
-    io.stderr:write(string.format("  %-5s %-12s %s%s\n", forced and "FORCE" or c.status:upper(), c.name,
-      c.detail or "", (c.status == "fail" and c.overridable and not forced) and " (--force overrides)" or ""))
+    lines[#lines + 1] = string.format("  %-5s %-12s %s%s", forced and "FORCE" or c.status:upper(), c.name,
+      c.detail or "", (c.status == "fail" and c.overridable and not forced) and " (--force overrides)" or "")
   end
+  require("ckfb.log").say(self:refused() and "error" or "info", table.concat(lines, "\n"))
 end
 
 -------------------------------------------------------------------- the deployment
