@@ -369,7 +369,7 @@ end
 local function finish(run, code)
   run.checks.found.lock:release()
   run.plan:close()
-  metrics.record_backup(run.cfg, run.status, run.plan)
+  metrics.record_backup(run.cfg, run.status, run.plan, run.opts.collect_metrics)
   summary(run)
   if not emit(run) and code == EXIT.ok then code = EXIT.failed end  -- asked, not delivered
   local ok, err = run.plan:hook("on_end")  -- notifications: the run is over, so their errors only warn
@@ -380,7 +380,7 @@ end
 local function refuse(run)
   run.status = "refused"
   if run.checks.found.lock then run.checks.found.lock:release() end
-  metrics.record_backup(run.cfg, run.status, run.plan)
+  metrics.record_backup(run.cfg, run.status, run.plan, run.opts.collect_metrics)
   emit(run)
   local failed = {}
   for _, c in ipairs(run.checks) do
@@ -439,8 +439,9 @@ local SEVERITY = { [EXIT.ok] = 0, [EXIT.partial] = 1, [EXIT.refused] = 2, [EXIT.
 -- is plain lines (two live views cannot share a terminal) and their reports one list.
 -- -> the worst exit code
 local function backup_all(cfg, opts, state_dir)
-  local reports = json.array()
-  local each = setmetatable({ format = "table", json = false, report = false, reports = reports }, { __index = opts })
+  local reports, families = json.array(), {}
+  local each = setmetatable({ format = "table", json = false, report = false, reports = reports, collect_metrics = families },
+    { __index = opts })
   local jobs = {}
   for i, d in ipairs(cfg.deployments) do
     jobs[i] = function() return backup(sets.deployment(cfg, d), each, state_dir, false) end
@@ -449,6 +450,7 @@ local function backup_all(cfg, opts, state_dir)
   for _, code in ipairs(codes) do
     if (SEVERITY[code] or 3) > (SEVERITY[worst] or 3) then worst = code end
   end
+  metrics.write_configured(cfg, metrics.merge(families))
   if not plan.emit(reports, opts) and worst == EXIT.ok then worst = EXIT.failed end
   return worst
 end

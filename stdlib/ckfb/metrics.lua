@@ -1,6 +1,7 @@
 --- ckfb.metrics: Prometheus metrics in the text exposition format, written for
 -- node_exporter's textfile collector (atomically: the collector must never read
--- half a file). https://prometheus.io/docs/instrumenting/exposition_formats/
+-- half a file) and pushed to a Pushgateway (a CronJob's pod has no node_exporter).
+-- https://prometheus.io/docs/instrumenting/exposition_formats/
 local file = require "ckfb.file"
 
 local M = {}
@@ -40,6 +41,50 @@ function M.write_textfile(path, families)
   return file.write_atomic(path, M.render(families))
 end
 
+--- merge({families, ...}) -> families: the samples of the families of one name together,
+-- in the order they first came (one textfile for several deployments).
+function M.merge(lists)
+  local out, by_name = {}, {}
+  for _, families in ipairs(lists) do
+    for _, f in ipairs(families) do
+      local into = by_name[f.name]
+      if not into then
+        into = { name = f.name, help = f.help, type = f.type, samples = {} }
+        by_name[f.name], out[#out + 1] = into, into
+      end
+      table.move(f.samples, 1, #f.samples, #into.samples + 1, into.samples)
+    end
+  end
+  return out
+end
+
+--- A grouping label as a path segment: plain, or base64url (label@base64/...) when the
+-- value holds what a path segment cannot (pushgateway README, "URL").
+local function grouping_segment(name, value)
+  if value:match("^[%w%-_.:]+$") then return name .. "/" .. value end
+  local b64 = require("ckfb.core.hash").base64(value):gsub("+", "-"):gsub("/", "_")
+  return name .. "@base64/" .. b64
+end
+
+--- push(gateway, grouping, families) -> true | nil, err: PUT to a Prometheus Pushgateway
+-- under job "ckfb" and the grouping labels ({deployment = ...}): it replaces what that
+-- group held, so a deployment's last run is all it shows.
+function M.push(gateway, grouping, families)
+  local keys = {}
+  for k in pairs(grouping) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local url = gateway:gsub("/+$", "") .. "/metrics/job/ckfb"
+  for _, k in ipairs(keys) do url = url .. "/" .. grouping_segment(k, tostring(grouping[k])) end
+  local r, err = require("ckfb.http").request { method = "PUT", url = url, body = M.render(families),
+    headers = { ["Content-Type"] = "text/plain; version=0.0.4" }, timeout = 30 }
+  if not r then return nil, err end
+  if r.status >= 300 then
+    return nil, require("ckfb.error").new("metrics.push", string.format("the Pushgateway answered %d: %s", r.status,
+      (r.body or ""):match("^[^\n]*")))
+  end
+  return true
+end
+
 -------------------------------------------------------------------- a backup's
 
 M.STATUSES = { "complete", "partial", "failed", "refused", "interrupted" }
@@ -57,7 +102,8 @@ local function recorded(cfg, dep)
   local last, by = nil, {}
   for _, entry in ipairs(sets.list(cfg, nil) or {}) do
     local m = entry.manifest
-    if entry.trusted then
+    local mine = type(m.models) ~= "table" or m.models.kubeflow == cfg.models.kubeflow  -- several share a directory
+    if entry.trusted and mine then
       by[m.status] = (by[m.status] or 0) + 1
       local t = m.status == "complete" and ckf.epoch(m.finished)
       if t and (not last or t > last) then last = t end
@@ -98,13 +144,29 @@ function M.backup_families(cfg, status, plan)
   return families
 end
 
---- record_backup(cfg, status, plan): writes the run's metrics to cfg.metrics.textfile, if one
--- is configured; a failure to write only warns (the backup is what matters).
-function M.record_backup(cfg, status, plan)
+--- write_configured(cfg, families): to cfg.metrics.textfile, if one is configured; a failure
+-- only warns (the backup is what matters).
+function M.write_configured(cfg, families)
   local path = cfg.metrics and cfg.metrics.textfile or ""
   if path == "" then return end
-  local ok, err = M.write_textfile(path, M.backup_families(cfg, status, plan))
+  local ok, err = M.write_textfile(path, families)
   if not ok then require("ckfb.log").warn("the metrics were not written to %s: %s", path, err.message) end
+end
+
+--- record_backup(cfg, status, plan [, collected]): the run's metrics pushed to
+-- cfg.metrics.pushgateway and written to cfg.metrics.textfile, where configured; with
+-- collected (a list), kept there instead of written, for the one textfile of several
+-- deployments. A failure only warns.
+function M.record_backup(cfg, status, plan, collected)
+  local families = M.backup_families(cfg, status, plan)
+  local gateway = cfg.metrics and cfg.metrics.pushgateway or ""
+  if gateway ~= "" then
+    local ok, err = M.push(gateway, { deployment = cfg.models.kubeflow }, families)
+    if not ok then
+      require("ckfb.log").warn("the metrics were not pushed to %s: %s", gateway:gsub("//[^/@]*@", "//"), err.message)
+    end
+  end
+  if collected then collected[#collected + 1] = families else M.write_configured(cfg, families) end
 end
 
 return M

@@ -24,7 +24,7 @@ M.DEFAULTS = {
   hooks = json.array(),  -- site hook files
   state_dir = "",   -- manifests and the lock; default $XDG_STATE_HOME/ckfb (~/.local/state/ckfb)
   signing_key_file = "",  -- a file holding a key: manifests are signed, unsigned ones untrusted
-  metrics = { textfile = "" },  -- a node_exporter textfile (.prom) the run's metrics go to
+  metrics = { textfile = "", pushgateway = "" },  -- a node_exporter textfile (.prom), a Pushgateway's URL
   deployments = json.array(),  -- several CKFs: {models = {kubeflow, velero}, s3 = {...}} each, backed up at once
   poll = 2,         -- seconds between status polls
 }

@@ -13,15 +13,28 @@ local function have(program)
   return assert(proc.run({ "sh", "-c", "command -v " .. program })).code == 0
 end
 
---- The stand-ins' configuration with a metrics textfile (and its own state directory).
-local function config_with_metrics(prom)
+-- The Pushgateway tests/run starts where Debian's prometheus-pushgateway is installed.
+local PUSHGATEWAY = os.getenv("CKFB_TEST_PUSHGATEWAY")
+
+--- The stand-ins' configuration with a metrics textfile, the Pushgateway if there is one,
+-- its own state directory, and extra lines.
+local function config_with_metrics(prom, extra)
   local text = assert(file.read(STANDINS .. "/ckfb.yaml"))
   text = text:gsub("state_dir: [^\n]+", "state_dir: " .. TMP .. "/ops-state")
-  return assert(file.write(TMP .. "/ops.yaml", text .. "metrics: {textfile: " .. prom .. "}\n")) and TMP .. "/ops.yaml"
+    .. "metrics: {textfile: " .. prom .. (PUSHGATEWAY and ", pushgateway: " .. PUSHGATEWAY or "") .. "}\n"
+  return assert(file.write(TMP .. "/ops.yaml", text .. (extra or ""))) and TMP .. "/ops.yaml"
 end
 
-local function sample(text, pattern)
-  return tonumber(text:match("\n" .. pattern .. " (%S+)"))
+--- What the Pushgateway serves now (its /metrics).
+local function pushed()
+  local r = assert(require("ckfb.http").get(PUSHGATEWAY .. "/metrics"))
+  assert.equal(200, r.status)
+  return r.body
+end
+
+--- The value of a sample, its name and labels given as they are written.
+local function sample(text, series)
+  return tonumber(text:match("\n" .. series:gsub("%p", "%%%0") .. " (%S+)"))
 end
 
 describe("operating ckfb", function()
@@ -54,6 +67,17 @@ describe("operating ckfb", function()
         local check = assert(proc.run({ "promtool", "check", "metrics" }, { stdin = text }))
         assert.equal(0, check.code, check.stdout .. check.stderr)
       end
+      if PUSHGATEWAY then  -- the same run, pushed: it replaced the last one's group
+        local group = 'deployment="kubeflow",instance="",job="ckfb",status="'
+        local on_gateway = pushed()
+        assert.equal(1, sample(on_gateway, "ckfb_backup_last_run_status{" .. group .. status .. '"}'), on_gateway)
+        assert.is_number(sample(on_gateway, 'push_time_seconds{deployment="kubeflow",instance="",job="ckfb"}'))
+        for _, other in ipairs { "complete", "partial", "refused" } do
+          if other ~= status then
+            assert.equal(0, sample(on_gateway, "ckfb_backup_last_run_status{" .. group .. other .. '"}'))
+          end
+        end
+      end
       return text
     end
     local first = run_and_check(0, "complete")
@@ -69,6 +93,7 @@ describe("operating ckfb", function()
     fake.edit(function(state) state.models.kubeflow.applications["kfp-db"].status = "blocked" end)
     run_and_check(3, "refused")
     if not have("promtool") then pending("promtool is not installed here: the format was not checked by it") end
+    if not PUSHGATEWAY then pending("prometheus-pushgateway is not installed here: nothing was pushed") end
   end)
 
   it("says its version and each command's help as operators expect", function()
@@ -264,7 +289,7 @@ print(v.pid, math.type(v.pid), v.ratio)]])
       :gsub("state_dir: [^\n]+", "state_dir: " .. TMP .. "/ops-state")
     local config = TMP .. "/ops-two.yaml"
     assert(file.write(config, text .. "deployments:\n  - models: {kubeflow: kubeflow, velero: velero}\n"
-      .. "  - models: {kubeflow: kubeflow-b, velero: velero-b}\n"))
+      .. "  - models: {kubeflow: kubeflow-b, velero: velero-b}\n" .. "metrics: {textfile: " .. TMP .. "/ckfb.prom}\n"))
     local r = ckfb("-q", "backup", "--config", config, "-o", "json", "--report", TMP .. "/ops-two.json")
     os.remove(config)
     assert.equal(0, r.code, r.stderr)
@@ -282,6 +307,15 @@ print(v.pid, math.type(v.pid), v.ratio)]])
     end
     table.sort(models)
     assert.same({ "kubeflow-b/velero-b", "kubeflow/velero" }, models)
+    local prom = assert(file.read(TMP .. "/ckfb.prom"))     -- one textfile: both deployments, each its own sets
+    for _, dep in ipairs { "kubeflow", "kubeflow-b" } do
+      assert.equal(1, sample(prom, 'ckfb_backup_last_run_status{deployment="' .. dep .. '",status="complete"}'), prom)
+      assert.equal(1, sample(prom, 'ckfb_backup_sets{deployment="' .. dep .. '",status="complete"}'), prom)
+    end
+    if have("promtool") then
+      local check = assert(proc.run({ "promtool", "check", "metrics" }, { stdin = prom }))
+      assert.equal(0, check.code, check.stdout .. check.stderr)
+    end
     local bad = ckfb("backup", "--config", (function()
       assert(file.write(TMP .. "/ops-bad.yaml", text .. "deployments:\n  - {models: {kubeflow: x}}\n"))
       return TMP .. "/ops-bad.yaml"
