@@ -440,8 +440,8 @@ local SEVERITY = { [EXIT.ok] = 0, [EXIT.partial] = 1, [EXIT.refused] = 2, [EXIT.
 -- -> the worst exit code
 local function backup_all(cfg, opts, state_dir)
   local reports, families = json.array(), {}
-  local each = setmetatable({ format = "table", json = false, report = false, reports = reports, collect_metrics = families },
-    { __index = opts })
+  local each = setmetatable({ format = "table", json = false, report = false, reports = reports,
+    collect_metrics = families }, { __index = opts })
   local jobs = {}
   for i, d in ipairs(cfg.deployments) do
     jobs[i] = function() return backup(sets.deployment(cfg, d), each, state_dir, false) end
