@@ -38,6 +38,13 @@ local function show(m, entry, now)
     table.concat(entry.where, "+")))
   print(string.format("  %s to %s by ckfb %s; models %s, %s", tostring(m.started), tostring(m.finished),
     tostring(m.ckfb), tostring((m.models or {}).kubeflow), tostring((m.models or {}).velero)))
+  local drilled = type(m.drilled) == "table" and m.drilled
+  if drilled then
+    print(string.format("drilled: %s, %s", tostring(drilled.verdict), tostring(drilled.time)))
+    for _, c in ipairs(type(drilled.components) == "table" and drilled.components or {}) do
+      if not c.restorable then print(string.format("  %-16s %s", tostring(c.component), tostring(c.reason))) end
+    end
+  end
   print("velero:")
   for _, v in ipairs(m.velero or {}) do
     print(string.format("  %-16s %-8s %-48s %s%s", ckf.short_target(v.target), v.live, tostring(v.backup_name),

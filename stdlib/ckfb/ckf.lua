@@ -256,7 +256,15 @@ function M.components_text(m)
   local parts = {}
   for _, v in ipairs(m.velero or {}) do parts[#parts + 1] = M.short_target(v.target) .. " " .. tostring(v.live) end
   for _, d in ipairs(m.databases or {}) do parts[#parts + 1] = d.app .. " " .. tostring(d.live) end
-  return table.concat(parts, ", ")
+  return table.concat(parts, ", ") .. M.drilled_text(m, "; ")
+end
+
+--- What the last drill of a set found ("drilled restorable 2h ago"), after sep; "" if never drilled.
+function M.drilled_text(m, sep, now)
+  local d = type(m.drilled) == "table" and m.drilled
+  if not d or type(d.verdict) ~= "string" then return "" end
+  local t = M.epoch(d.time)
+  return sep .. "drilled " .. d.verdict .. (t and (" " .. M.age(os.date("!%Y%m%dT%H%M%SZ", t), now) .. " ago") or "")
 end
 
 --- One word for a set, the same everywhere: complete, partial (some components usable),

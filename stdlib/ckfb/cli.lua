@@ -27,6 +27,7 @@ M.COMMANDS = {
   { "list", "the recorded backup sets, with the live status of every component" },
   { "describe", "one backup set: components, live status, objects, sizes, expiry" },
   { "restore", "restore a backup set, in the order of Canonical's guide" },
+  { "drill", "prove a backup set restores, into scratch namespaces, without touching CKF" },
   { "prune", "delete old backup sets whole" },
   { "help", "this help, or a command's (ckfb help backup)" },
   { "version", "ckfb's version and the commit it was built from" },

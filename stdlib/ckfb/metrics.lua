@@ -66,14 +66,14 @@ local function grouping_segment(name, value)
   return name .. "@base64/" .. b64
 end
 
---- push(gateway, grouping, families) -> true | nil, err: PUT to a Prometheus Pushgateway
--- under job "ckfb" and the grouping labels ({deployment = ...}): it replaces what that
--- group held, so a deployment's last run is all it shows.
-function M.push(gateway, grouping, families)
+--- push(gateway, job, grouping, families) -> true | nil, err: PUT to a Prometheus Pushgateway
+-- under the job ("ckfb", "ckfb-drill") and the grouping labels ({deployment = ...}): it
+-- replaces what that group held, so a deployment's last run is all it shows.
+function M.push(gateway, job, grouping, families)
   local keys = {}
   for k in pairs(grouping) do keys[#keys + 1] = k end
   table.sort(keys)
-  local url = gateway:gsub("/+$", "") .. "/metrics/job/ckfb"
+  local url = gateway:gsub("/+$", "") .. "/metrics/job/" .. job
   for _, k in ipairs(keys) do url = url .. "/" .. grouping_segment(k, tostring(grouping[k])) end
   local r, err = require("ckfb.http").request { method = "PUT", url = url, body = M.render(families),
     headers = { ["Content-Type"] = "text/plain; version=0.0.4" }, timeout = 30 }
@@ -144,13 +144,32 @@ function M.backup_families(cfg, status, plan)
   return families
 end
 
---- write_configured(cfg, families): to cfg.metrics.textfile, if one is configured; a failure
--- only warns (the backup is what matters).
-function M.write_configured(cfg, families)
+--- The textfile of a kind of run: cfg.metrics.textfile for backups, beside it
+-- "<name>-drill.prom" for drills (node_exporter reads every *.prom of its directory). -> path | nil
+local function textfile(cfg, kind)
   local path = cfg.metrics and cfg.metrics.textfile or ""
-  if path == "" then return end
+  if path == "" then return nil end
+  if kind == "drill" then return path:gsub("%.prom$", "") .. "-drill.prom" end
+  return path
+end
+
+--- write_configured(cfg, families [, kind]): to the textfile configured for that kind of run,
+-- if any; a failure only warns (the backup is what matters).
+function M.write_configured(cfg, families, kind)
+  local path = textfile(cfg, kind)
+  if not path then return end
   local ok, err = M.write_textfile(path, families)
   if not ok then require("ckfb.log").warn("the metrics were not written to %s: %s", path, err.message) end
+end
+
+--- Pushes a run's families to cfg.metrics.pushgateway, if one is configured; a failure only warns.
+local function push_configured(cfg, job, families)
+  local gateway = cfg.metrics and cfg.metrics.pushgateway or ""
+  if gateway == "" then return end
+  local ok, err = M.push(gateway, job, { deployment = cfg.models.kubeflow }, families)
+  if not ok then
+    require("ckfb.log").warn("the metrics were not pushed to %s: %s", gateway:gsub("//[^/@]*@", "//"), err.message)
+  end
 end
 
 --- record_backup(cfg, status, plan [, collected]): the run's metrics pushed to
@@ -159,14 +178,42 @@ end
 -- deployments. A failure only warns.
 function M.record_backup(cfg, status, plan, collected)
   local families = M.backup_families(cfg, status, plan)
-  local gateway = cfg.metrics and cfg.metrics.pushgateway or ""
-  if gateway ~= "" then
-    local ok, err = M.push(gateway, { deployment = cfg.models.kubeflow }, families)
-    if not ok then
-      require("ckfb.log").warn("the metrics were not pushed to %s: %s", gateway:gsub("//[^/@]*@", "//"), err.message)
-    end
-  end
+  push_configured(cfg, "ckfb", families)
   if collected then collected[#collected + 1] = families else M.write_configured(cfg, families) end
+end
+
+--- The newest time a set of this deployment was drilled restorable, from the manifests here.
+local function last_restorable_drill(cfg)
+  local sets, ckf = require "ckfb.sets", require "ckfb.ckf"
+  local last
+  for _, entry in ipairs(sets.list(cfg, nil) or {}) do
+    local m, d = entry.manifest, entry.manifest.drilled
+    local mine = type(m.models) ~= "table" or m.models.kubeflow == cfg.models.kubeflow
+    local t = entry.trusted and mine and type(d) == "table" and d.verdict == "restorable" and ckf.epoch(d.time)
+    if t and (not last or t > last) then last = t end
+  end
+  return last
+end
+
+--- record_drill(cfg, restorable, plan): a drill's metrics, to "<textfile>-drill.prom" and the
+-- Pushgateway (job "ckfb-drill"), where configured.
+function M.record_drill(cfg, restorable, plan)
+  local dep = { deployment = cfg.models.kubeflow }
+  local families = {
+    { name = "ckfb_drill_last_run_timestamp_seconds", help = "When the last drill ended.",
+      samples = { sample(os.time(), dep) } },
+    { name = "ckfb_drill_last_run_restorable", help = "Whether the last drill found its set restorable (1) or not (0).",
+      samples = { sample(restorable and 1 or 0, dep) } },
+    { name = "ckfb_drill_last_run_duration_seconds", help = "How long the last drill took.",
+      samples = { sample(require("ckfb.sys").now() - plan.started, dep) } },
+  }
+  local last = last_restorable_drill(cfg)
+  if last then
+    families[#families + 1] = { name = "ckfb_drill_last_success_timestamp_seconds",
+      help = "When a drill last found a backup set restorable.", samples = { sample(last, dep) } }
+  end
+  push_configured(cfg, "ckfb-drill", families)
+  M.write_configured(cfg, families, "drill")
 end
 
 return M

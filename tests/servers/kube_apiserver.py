@@ -30,14 +30,25 @@ Test control (no auth; loopback only):
   POST /__control/drop      {"after": n, "count": k}: the next k watch streams each send n events,
                             then the connection drops (no end of the chunked body), as a load
                             balancer or an API server restarting drops it
-  POST /__control/velero    {"items": n, "item_delay": s}: how the Velero controller stand-in
-                            runs a Backup (default 5 items, no delay)
+  POST /__control/velero    {"items": n, "item_delay": s, "restore_fail_after": k | null}: how the
+                            Velero controller stand-in runs a Backup (default 5 items, no delay)
+                            and a Restore (with restore_fail_after, k items restored, the rest
+                            errors: PartiallyFailed)
   GET  /__control/requests  every request seen: [{"method", "path", "user", "auth"}]
 
 A Velero controller stand-in (vmware-tanzu/velero pkg/apis/velero/v1/backup_types.go,
 pkg/controller/backup_controller.go): a Backup created without a status goes to phase
 InProgress with status.progress {totalItems, itemsBackedUp}, one item backed up per
 item_delay, then to Completed with completionTimestamp.
+And for a Restore (pkg/apis/velero/v1/restore_types.go, pkg/controller/restore_controller.go):
+one created without a status whose backup is missing goes to FailedValidation with the
+controller's validationErrors ("Error retrieving backup: can't find backup NS/NAME: ...");
+otherwise InProgress with status.progress {totalItems, itemsRestored}, the namespaces of the
+backup's includedNamespaces created under spec.namespaceMapping's names (or their own: as
+Velero would, into production), one ConfigMap per item restored there, labelled
+velero.io/backup-name and velero.io/restore-name (pkg/restore/restore.go addRestoreLabels),
+then Completed, or PartiallyFailed with status.errors. Deleting a namespace deletes what is
+in it (the namespace controller's work, done at once here).
 """
 import base64
 import copy
@@ -499,6 +510,8 @@ class Handler(BaseHTTPRequestHandler):
                 if current is None:
                     return status(404, "NotFound", '%s "%s" not found' % (plural, name), {"name": name, "kind": plural})
                 del objs[(namespace, name)]
+                if key == resource_key(None, "namespaces"):
+                    delete_contents(name)
                 gone = copy.deepcopy(current)
                 gone["metadata"]["resourceVersion"] = STORE.next_rv()
                 STORE.events.append((STORE.rv, key, "DELETED", gone))
@@ -522,6 +535,8 @@ class Handler(BaseHTTPRequestHandler):
                 created = self.store_obj(key, body, kind, api_version, namespace, meta["name"], 201, "ADDED")
                 if key == resource_key("velero.io", "backups") and not body.get("status"):
                     threading.Thread(target=run_velero_backup, args=(key, namespace, meta["name"]), daemon=True).start()
+                if key == resource_key("velero.io", "restores") and not body.get("status"):
+                    threading.Thread(target=run_velero_restore, args=(key, namespace, meta["name"]), daemon=True).start()
                 return created
             if self.command == "PUT":
                 if current is None:
@@ -597,6 +612,70 @@ def run_velero_backup(key, namespace, name):
             STORE.put(key, obj, "MODIFIED")
         if done < items:
             time.sleep(delay)
+
+
+def delete_contents(namespace):
+    """What the namespace controller deletes with a namespace: everything in it (STORE locked)."""
+    for key, objs in STORE.objects.items():
+        for ns, name in [k for k in objs if k[0] == namespace]:
+            gone = objs.pop((ns, name))
+            STORE.events.append((int(STORE.next_rv()), key, "DELETED", copy.deepcopy(gone)))
+
+
+def set_status(key, namespace, name, update):
+    """Merges update into an object's status (STORE locked); False when it is gone."""
+    obj = STORE.objects.get(key, {}).get((namespace, name))
+    if obj is None:
+        return False
+    obj = copy.deepcopy(obj)
+    obj.setdefault("status", {}).update(update)
+    STORE.put(key, obj, "MODIFIED")
+    return True
+
+
+def run_velero_restore(key, namespace, name):
+    """The Velero server's part of a Restore (restore_controller.go validateAndComplete,
+    runValidatedRestore): validation, then the items, into the mapped namespaces."""
+    with STORE.lock:
+        restore = STORE.objects.get(key, {}).get((namespace, name))
+        spec = (restore or {}).get("spec") or {}
+        backup_name = spec.get("backupName", "")
+        backup = STORE.objects.get(resource_key("velero.io", "backups"), {}).get((namespace, backup_name))
+        if backup is None:
+            set_status(key, namespace, name, {"phase": "FailedValidation", "validationErrors": [
+                "Error retrieving backup: can't find backup %s/%s: backups.velero.io \"%s\" not found"
+                % (namespace, backup_name, backup_name)]})
+            return
+        total = int(((backup.get("status") or {}).get("progress") or {}).get("itemsBackedUp") or 0)
+        fail_after = STORE.velero.get("restore_fail_after")
+        delay = float(STORE.velero["item_delay"])
+        mapping = spec.get("namespaceMapping") or {}
+        targets = [mapping.get(ns, ns) for ns in (backup.get("spec") or {}).get("includedNamespaces") or []]
+        labels = {"velero.io/backup-name": backup_name, "velero.io/restore-name": name}
+        for target in targets:
+            if (None, target) not in STORE.objects.get(resource_key(None, "namespaces"), {}):
+                STORE.put(resource_key(None, "namespaces"), {"kind": "Namespace", "apiVersion": "v1", "metadata": {
+                    "name": target, "labels": dict(labels)}}, "ADDED")
+        set_status(key, namespace, name, {"phase": "InProgress", "startTimestamp": now_stamp(),
+                                          "progress": {"totalItems": total, "itemsRestored": 0}})
+    restored = 0
+    for i in range(total):
+        if fail_after is not None and restored >= int(fail_after):
+            break
+        with STORE.lock:
+            if targets:
+                STORE.put(resource_key(None, "configmaps"), {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+                    "name": "%s-item-%d" % (backup_name[:40], i), "namespace": targets[i % len(targets)],
+                    "labels": dict(labels)}, "data": {"item": str(i)}}, "ADDED")
+            restored += 1
+            if not set_status(key, namespace, name, {"progress": {"totalItems": total, "itemsRestored": restored}}):
+                return
+        time.sleep(delay)
+    with STORE.lock:
+        final = {"phase": "Completed", "completionTimestamp": now_stamp(), "warnings": 0, "errors": 0}
+        if restored < total:
+            final.update(phase="PartiallyFailed", errors=total - restored)
+        set_status(key, namespace, name, final)
 
 
 def seed(pods, namespaces, profiles):
