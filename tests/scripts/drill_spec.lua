@@ -167,7 +167,8 @@ describe("ckfb drill", function()
       assert.is_false(restore.spec.includeClusterResources)
       assert.equal("none", restore.spec.existingResourcePolicy)
     end
-    local items = assert(kube():list("configmaps", { all_namespaces = true, label_selector = "velero.io/restore-name" }))
+    local items = assert(kube():list("configmaps", { all_namespaces = true,
+      label_selector = "velero.io/restore-name" }))
     assert.equal(20, #items)
     for _, item in ipairs(items) do assert.equal(scratch_namespaces()[1], item.metadata.namespace) end
     local again, report = drill(config)

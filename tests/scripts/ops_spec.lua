@@ -111,7 +111,7 @@ describe("operating ckfb", function()
   it("generates man pages and completions from the options each command declares", function()
     local out = TMP .. "/docs"
     assert.equal(0, ckfb("tools/docs.lua", out).code)
-    for _, page in ipairs { "ckfb", "ckfb-backup", "ckfb-restore", "ckfb-list", "ckfb-prune" } do
+    for _, page in ipairs { "ckfb", "ckfb-backup", "ckfb-restore", "ckfb-list", "ckfb-prune", "ckfb-drill" } do
       local r = assert(proc.run({ "man", "--warnings", "-l", out .. "/man/" .. page .. ".1" },
         { env = { MANPAGER = "cat", MANWIDTH = "80" } }))
       assert.equal(0, r.code, page)
@@ -140,7 +140,7 @@ describe("operating ckfb", function()
     assert(proc.run({ "cp", "-r", "/lib/systemd/system", root .. "/lib/systemd/system-host" }))
     assert(proc.run({ "sh", "-c", 'cp -rn "$0"/lib/systemd/system-host/. "$0"/lib/systemd/system/', root }))
     local verify = assert(proc.run({ "systemd-analyze", "verify", "--man=no", "--root=" .. root,
-      "ckfb-backup.timer", "ckfb-backup.service" }))
+      "ckfb-backup.timer", "ckfb-backup.service", "ckfb-drill.timer", "ckfb-drill.service" }))
     assert.equal(0, verify.code, verify.stderr)
     assert.equal("", verify.stderr)
     if have("lintian") then
@@ -273,6 +273,13 @@ print(v.pid, math.type(v.pid), v.ratio)]])
     for _, object in ipairs { "serviceaccount/ckfb", "clusterrole.rbac.authorization.k8s.io/ckfb-preflight",
       "role.rbac.authorization.k8s.io/ckfb", "cronjob.batch/ckfb-backup" } do
       assert.truthy(r.stdout:find(object .. " created (server dry run)", 1, true), object .. "\n" .. r.stdout)
+    end
+    local drill = kubectl("apply", "--dry-run=server", "--validate=false", "-f",
+      "examples/kubernetes/ckfb-drill-cronjob.yaml")
+    assert.equal(0, drill.code, drill.stderr)
+    for _, object in ipairs { "serviceaccount/ckfb-drill", "role.rbac.authorization.k8s.io/ckfb-drill",
+      "clusterrole.rbac.authorization.k8s.io/ckfb-drill", "cronjob.batch/ckfb-drill" } do
+      assert.truthy(drill.stdout:find(object .. " created (server dry run)", 1, true), object .. "\n" .. drill.stdout)
     end
     assert.equal("", kubectl("get", "cronjobs", "-n", "kubeflow", "-o", "name").stdout)   -- a dry run kept nothing
   end)
