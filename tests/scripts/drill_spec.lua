@@ -7,6 +7,7 @@ local http = require "ckfb.http"
 local k8s = require "ckfb.k8s"
 local s3 = require "ckfb.s3"
 local file = require "ckfb.file"
+local proc = require "ckfb.proc"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 local isolated_config = require("tests.stdlib.ckfb.helpers.configs").isolated
 
@@ -31,7 +32,8 @@ end
 
 local function backed_up(change)
   local config, cfg = isolated_config(function(c)
-    c.metrics = { textfile = TMP .. "/drill-" .. tostring(c.s3.prefix):gsub("/", "") .. ".prom" }
+    c.metrics = { textfile = TMP .. "/drill-" .. tostring(c.s3.prefix):gsub("/", "") .. ".prom",
+      pushgateway = os.getenv("CKFB_TEST_PUSHGATEWAY") or "" }
     if change then change(c) end
   end)
   local r = ckfb("-q", "backup", "--config", config)
@@ -108,6 +110,16 @@ describe("ckfb drill", function()
     local prom = assert(file.read(cfg.metrics.textfile:gsub("%.prom$", "-drill.prom")))
     assert.matches('\nckfb_drill_last_success_timestamp_seconds{deployment="kubeflow"} %d+\n', prom)
     assert.matches('\nckfb_drill_last_run_restorable{deployment="kubeflow"} 1\n', prom)
+    if os.getenv("CKFB_TEST_PUSHGATEWAY") then  -- pushed too, in a group of its own beside the backup's
+      local pushed = assert(http.get(os.getenv("CKFB_TEST_PUSHGATEWAY") .. "/metrics")).body
+      local group = 'deployment="kubeflow",instance="",job='
+      assert.matches("\nckfb_drill_last_run_restorable{" .. group .. '"ckfb%-drill"} 1\n', pushed)
+      assert.matches("\nckfb_backup_last_run_status{" .. group .. '"ckfb",status="complete"} 1\n', pushed)
+    end
+    if assert(proc.run({ "sh", "-c", "command -v promtool" })).code == 0 then
+      local check = assert(proc.run({ "promtool", "check", "metrics" }, { stdin = prom }))
+      assert.equal(0, check.code, check.stdout .. check.stderr)
+    end
   end)
 
   it("finds a set not restorable when a velero backup is gone or PartiallyFailed", function()

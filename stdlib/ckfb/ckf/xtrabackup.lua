@@ -35,7 +35,8 @@ function M.chunks(bytes)
       pos = pos + 20 + string.unpack("<I8", bytes, pos)
       if pos - 1 > #bytes then return nil, "a payload is cut short" end
     elseif kind ~= "E" then
-      return nil, string.format("a chunk of type %q, which ckfb does not read", kind)
+      local shown = kind:match("^%g$") and ("'" .. kind .. "'") or string.format("0x%02X", kind:byte())
+      return nil, "a chunk of type " .. shown .. ", which ckfb does not read"
     end
     out[#out + 1] = { type = kind, path = path }
   end

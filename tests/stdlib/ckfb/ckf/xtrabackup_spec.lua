@@ -64,7 +64,7 @@ describe("ckfb.ckf.xtrabackup", function()
     assert.same({ nil, "a payload is cut short" }, { xtrabackup.chunks(stream:sub(1, 43)) })
     assert.same({ nil, "a chunk header is cut short" }, { xtrabackup.chunks("XBSTCK01\0P") })
     assert.same({ nil, "no xbstream chunk at byte 0" }, { xtrabackup.chunks("PK\3\4") })
-    assert.same({ nil, 'a chunk of type "S", which ckfb does not read' },
+    assert.same({ nil, "a chunk of type 'S', which ckfb does not read" },
       { xtrabackup.chunks(chunk("E", "f"):gsub("E", "S", 1)) })
     assert.same({ nil, "the object is empty" }, { xtrabackup.chunks("") })
   end)
