@@ -42,7 +42,7 @@ ckfb: option '-e' needs an argument (try 'ckfb --help')
 [2]
 
 $ ckfb no-such-thing
-ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: backup, demo, describe, help, list, prune, restore, stdlib, version) (try 'ckfb --help')
+ckfb: 'no-such-thing' is neither a file nor a shipped script (shipped: backup, demo, describe, drill, help, list, prune, restore, stdlib, version) (try 'ckfb --help')
 [2]
 
 $ ckfb missing.lua

@@ -10,13 +10,18 @@ local counter = 0
 
 --- isolated([change]) -> the path of a new configuration file, and its table.
 function M.isolated(change)
-  counter = counter + 1
-  local name = string.format("iso-%d-%d", require("ckfb.core.sys").getpid(), counter)
+  local name, path, taken
+  repeat  -- each spec file loads this module afresh: a name an earlier file took has its file
+    counter = counter + 1
+    name = string.format("iso-%d-%d", require("ckfb.core.sys").getpid(), counter)
+    path = TMP .. "/ckfb-" .. name .. ".yaml"
+    taken = io.open(path)
+    if taken then taken:close() end
+  until not taken
   local cfg = yaml.decode(assert(io.open(STANDINS .. "/ckfb.yaml")):read("a"))
   cfg.state_dir = TMP .. "/state-" .. name
   cfg.s3.prefix = name .. "/"
   if change then change(cfg) end
-  local path = TMP .. "/ckfb-" .. name .. ".yaml"
   local f = assert(io.open(path, "w"))
   f:write(yaml.encode(cfg))
   f:close()
