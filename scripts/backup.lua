@@ -12,7 +12,7 @@
 --   5. verify: list-backups everywhere, and the objects in S3 when configured;
 --   6. record: one backup-set manifest (ckfb.sets), locally and in S3; a report.
 --
--- A site copies this file and changes the declarations (README, "Forking
+-- A site copies this file and changes the declarations (docs/ARCHITECTURE.md, "Forking
 -- ckfb"): `ckfb ./backup.lua` runs its copy. Exit codes: 0 ok, 1 failed,
 -- 2 usage or configuration, 3 refused by preflight, 4 partial, 130 interrupted.
 local juju = require "ckfb.juju"

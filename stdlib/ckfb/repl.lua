@@ -15,7 +15,7 @@ M.GLOBALS = { juju = "ckfb.juju", k8s = "ckfb.k8s", s3 = "ckfb.s3", json = "ckfb
 
 M.HELP = table.concat({
   "The prompt runs Lua 5.4 with ckfb's bindings ready as globals:",
-  "  juju k8s s3 json yaml task proc http log   (each a ckfb module; see README, The stdlib)",
+  "  juju k8s s3 json yaml task proc http log   (each a ckfb module; docs/ARCHITECTURE.md, The stdlib)",
   "  juju.status{model = 'kubeflow'}    k8s.list('pods')    s3.list('bucket', {prefix = 'ckfb/'})",
   "A value typed alone is printed; :traceback shows the last error's traceback; Ctrl-C stops a call;",
   "Ctrl-D leaves. The commands are outside the prompt: ckfb help.",

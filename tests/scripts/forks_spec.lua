@@ -1,4 +1,4 @@
--- The three worked forks of the README ("Forking ckfb"): each applies its edit to
+-- The three worked forks of docs/ARCHITECTURE.md ("Forking ckfb"): each applies its edit to
 -- a copy of the shipped scripts/backup.lua and runs the copy, as a site would with
 -- `ckfb ./backup.lua`, against the stand-ins tests/run starts.
 local proc = require "ckfb.proc"
