@@ -38,7 +38,7 @@ local OPTIONS = {
   usage = "ckfb backup [options]",
   summary = "Backs up Charmed Kubeflow: velero backups of its targets and MySQL backups of its databases, "
     .. "started together, verified, and recorded as one backup set.",
-  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.CONFIG_OPTION,
   sets.MODEL_OPTION,
   { "--dry-run", nil, "run the preflight, print the plan, change nothing" },
   options.FORMAT, options.FORMAT_SHORT, options.JSON,

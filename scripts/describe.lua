@@ -10,7 +10,7 @@ local sets = require "ckfb.sets"
 local OPTIONS = {
   usage = "ckfb describe SET | --latest [options]",
   summary = "Shows one backup set: its components, their live status, objects, sizes and expiry.",
-  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.CONFIG_OPTION,
   sets.MODEL_OPTION,
   { "--latest", nil, "the newest trusted set" },
   options.FORMAT, options.FORMAT_SHORT, options.JSON,

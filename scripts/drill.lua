@@ -31,7 +31,7 @@ local OPTIONS = {
   usage = "ckfb drill SET_ID | --latest [options]",
   summary = "Proves that a backup set restores: velero backups into scratch namespaces, database backups "
     .. "read back from S3; the running CKF is not touched.",
-  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.CONFIG_OPTION,
   sets.MODEL_OPTION,
   { "--latest", nil, "the newest trusted set" },
   { "--keep", nil, "leave the scratch namespaces and Restores for a look (a later drill of the set removes them)" },

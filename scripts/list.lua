@@ -14,7 +14,7 @@ local sets = require "ckfb.sets"
 local OPTIONS = {
   usage = "ckfb list [options]",
   summary = "Lists the backup sets ckfb recorded (locally and in S3), with the live status of every component.",
-  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.CONFIG_OPTION,
   sets.MODEL_OPTION,
   options.FORMAT, options.FORMAT_SHORT, options.JSON,
   { "--orphans", nil, "list the backups the charms hold that belong to no set instead" },

@@ -23,7 +23,7 @@ local sets = require "ckfb.sets"
 local OPTIONS = {
   usage = "ckfb prune --keep N | --older-than DURATION [options]",
   summary = "Deletes old backup sets whole: velero backups, database backup objects in S3, manifests.",
-  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.CONFIG_OPTION,
   sets.MODEL_OPTION,
   { "--keep", "N", "keep the newest N complete sets (N >= 1), and every newer set" },
   { "--older-than", "DURATION", "delete only sets older than DURATION (30d, 12h, 2w)" },

@@ -33,7 +33,7 @@ local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3 }
 local OPTIONS = {
   usage = "ckfb restore SET_ID | --latest [options]",
   summary = "Restores a backup set recorded by ckfb backup (see ckfb list).",
-  { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, /etc/ckfb/ckfb.yaml)" },
+  sets.CONFIG_OPTION,
   sets.MODEL_OPTION,
   { "--latest", nil, "restore the newest set" },
   { "--components", "LIST", "restore only these (comma-separated: minio, mlmd, the velero targets, the databases)" },

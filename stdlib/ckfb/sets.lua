@@ -79,7 +79,9 @@ function M.load(path, defaults, overrides)
   return checked, file_or_err
 end
 
--- The options every command shares.
+-- The options every command shares (as ckfb.options declares options).
+M.CONFIG_OPTION = { "--config", "FILE", "configuration (default $CKFB_CONFIG, ~/.config/ckfb/ckfb.yaml, "
+  .. "/etc/ckfb/ckfb.yaml)" }
 M.MODEL_OPTION = { "-m", "MODEL", "the Kubeflow model ([controller:]model, as juju's -m), over the configuration's" }
 
 --- state_dir(cfg) -> the state directory | nil, err. It is made (0700) if missing and must
