@@ -24,6 +24,7 @@ local options = require "ckfb.options"
 local progress = require "ckfb.progress"
 local plan = require "ckfb.plan"
 local sets = require "ckfb.sets"
+local task = require "ckfb.task"
 
 local EXIT = { ok = 0, failed = 1, usage = 2, refused = 3 }
 
@@ -157,7 +158,10 @@ end
 
 local function execute(run)
   run.plan:show(progress.new { title = "ckfb drill " .. run.set.id })
+  -- stopped (Ctrl-C, SIGTERM) before its clean-up, a drill still removes what it made
+  local forget = run.opts.keep and function() end or task.cleanup(function() drill.clean(run.k8s, run.cfg, run.tag) end)
   run.plan:run_stages(run.plan:stages_before("record"))
+  forget()
   run.finished = os.date("!%Y-%m-%dT%H:%M:%SZ")
   run.verdict = verdict(run)
   local recorded, rerr = run.plan:run_step(run.plan:get("record"))

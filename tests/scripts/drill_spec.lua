@@ -8,6 +8,7 @@ local k8s = require "ckfb.k8s"
 local s3 = require "ckfb.s3"
 local file = require "ckfb.file"
 local proc = require "ckfb.proc"
+local task = require "ckfb.task"
 local fake = require "tests.stdlib.ckfb.helpers.fake_juju"
 local isolated_config = require("tests.stdlib.ckfb.helpers.configs").isolated
 
@@ -187,6 +188,28 @@ describe("ckfb drill", function()
     assert.equal(0, again.code, again.stderr)
     assert.equal("restorable", report.verdict)
     assert.same({}, scratch_namespaces())
+  end)
+
+  it("removes what it made when it is stopped mid-drill (SIGTERM: exit 143)", function()
+    local config = backed_up()
+    control("velero", { item_delay = 0.5 })   -- each Restore now takes 2.5 s
+    local pidfile = TMP .. "/drill.pid"
+    os.remove(pidfile)
+    local result
+    task.all {
+      function()
+        result = assert(proc.run({ "sh", "-c", 'echo $$ > "$0"; exec "$@"', pidfile, standins.CKFB, "drill",
+          "--latest", "--config", config }, { timeout = 120 }))
+      end,
+      function()
+        while #scratch_namespaces() == 0 do task.sleep(0.05) end   -- Velero is restoring into one
+        proc.run({ "kill", "-TERM", assert(io.open(pidfile)):read("a"):match("%d+") })
+      end,
+    }
+    os.remove(pidfile)
+    assert.equal(143, result.code, result.stderr)
+    assert.same({}, scratch_namespaces())
+    assert.same({}, assert(kube():list("restores.velero.io", { namespace = "velero" })))
   end)
 
   it("refuses when Kubernetes cannot be reached, and says a set name is needed", function()
