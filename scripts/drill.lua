@@ -109,7 +109,7 @@ local function declare(run, p)
       local left, err = drill.clean(run.k8s, run.cfg, run.tag)
       if not left then return nil, err end
       run.cleaned = left
-      return { detail = string.format("%d namespaces, %d restores deleted", #left.namespaces, #left.restores) }
+      return { detail = string.format("deleted: %d namespace(s), %d Restore(s)", #left.namespaces, #left.restores) }
     end }
   p:add { stage = "record", id = "record", label = "record the verdict in the set's manifest", run = function()
     local m = json.copy(run.set)
