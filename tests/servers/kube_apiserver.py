@@ -672,7 +672,9 @@ def run_velero_restore(key, namespace, name):
                 return
         time.sleep(delay)
     with STORE.lock:
-        final = {"phase": "Completed", "completionTimestamp": now_stamp(), "warnings": 0, "errors": 0}
+        # pkg/restore/restore.go: the last progress update counts what was restored, as both
+        final = {"phase": "Completed", "completionTimestamp": now_stamp(), "warnings": 0, "errors": 0,
+                 "progress": {"totalItems": restored, "itemsRestored": restored}}
         if restored < total:
             final.update(phase="PartiallyFailed", errors=total - restored)
         set_status(key, namespace, name, final)

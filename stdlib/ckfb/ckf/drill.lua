@@ -19,9 +19,10 @@ M.GONE_WAIT = 300   -- seconds a scratch namespace may take to go (its finalizer
 -- restore_types.go: the phases after which a Restore does nothing more.
 local FINAL = { Completed = true, PartiallyFailed = true, Failed = true, FailedValidation = true }
 
---- tag(set_id) -> the set's id as names carry it: "ckf-20261205T120000Z-a1b2c3" -> "20261205t120000z-a1b2c3"
+--- tag(set_id) -> the set's id as names carry it: "ckf-20261205T120000Z-a1b2c3" -> "20261205t120000za1b2c3"
+-- (no dash inside, so "ckfb-drill-<tag>-" of one set is never the start of another's names)
 function M.tag(set_id)
-  return (set_id:gsub("^ckf%-", ""):lower())
+  return (set_id:gsub("^ckf%-", ""):gsub("%-", ""):lower())
 end
 
 --- scratch(tag, namespace) -> the namespace a drill restores `namespace` into: an RFC 1123
@@ -85,8 +86,9 @@ local function judge(backup, status)
   if st.phase ~= "Completed" or st.errors > 0 or st.done < st.total then
     return false, string.format("%s: %s, %d errors", st.phase, text, st.errors)
   end
-  if st.total < backup.done then   -- includeClusterResources=false: those are not rehearsed
-    text = text .. string.format("; %d cluster-wide items not rehearsed", backup.done - st.total)
+  if st.total < backup.done then   -- Velero's final status counts only what it restored
+    text = text .. string.format("; %d not restored here (cluster-wide items and volume data are not rehearsed)",
+      backup.done - st.total)
   end
   return true, text .. (st.warnings > 0 and string.format(", %d warnings", st.warnings) or "")
 end
@@ -110,7 +112,8 @@ function M.rehearse(client, cfg, tag, entry, opts)
     return r
   end
   local included = type(backup.spec) == "table" and backup.spec.includedNamespaces
-  if type(included) ~= "table" or #included == 0 or table.concat(included, ","):find("*", 1, true) then
+  -- Velero expands *, ? and [..] (pkg/util/wildcard): a pattern is no namespace a mapping can name
+  if type(included) ~= "table" or #included == 0 or table.concat(included, ","):find("[%*%?%[]") then
     r.reason = "the backup covers every namespace: a drill cannot keep its restore off the running CKF"
     return r
   end
@@ -131,15 +134,15 @@ function M.rehearse(client, cfg, tag, entry, opts)
   return r
 end
 
---- Waits until a namespace is gone (its finalizers done). -> true | nil, err
-local function gone(client, name)
+--- Waits until an object is gone (its finalizers done). -> true | nil, err
+local function gone(client, resource, name, namespace)
   local deadline = os.time() + M.GONE_WAIT
   while true do
-    local ns, err = client:get("namespaces", name)
-    if not ns and errors.is(err, "k8s.not_found") then return true end
-    if not ns then return nil, err end
+    local obj, err = client:get(resource, name, { namespace = namespace })
+    if not obj and errors.is(err, "k8s.not_found") then return true end
+    if not obj then return nil, err end
     if os.time() > deadline then
-      return nil, errors.new("drill.left", "namespace " .. name .. " was still there after " .. M.GONE_WAIT .. " s")
+      return nil, errors.new("drill.left", resource .. " " .. name .. " was still there after " .. M.GONE_WAIT .. " s")
     end
     task.sleep(1)
   end
@@ -167,18 +170,25 @@ end
 function M.clean(client, cfg, tag)
   local left, err = M.leftovers(client, cfg, tag)
   if not left then return nil, err end
+  -- every delete first (a stopped run has seconds for this), the Restores before the namespaces
+  local ns = M.velero_namespace(cfg)
+  for _, name in ipairs(left.restores) do
+    local ok, derr = client:delete("restores.velero.io", name, { namespace = ns })
+    if not ok and not errors.is(derr, "k8s.not_found") then return nil, derr end
+  end
   for _, name in ipairs(left.namespaces) do
     local ok, derr = client:delete("namespaces", name)
     if not ok and not errors.is(derr, "k8s.not_found") then return nil, derr end
   end
   local jobs = {}
-  for i, name in ipairs(left.namespaces) do jobs[i] = function() return gone(client, name) end end
-  for i, ok in ipairs { task.all(jobs) } do
-    if not ok then return nil, errors.new("drill.left", "namespace " .. left.namespaces[i] .. " did not go") end
-  end
+  for i, name in ipairs(left.namespaces) do jobs[i] = function() return gone(client, "namespaces", name) end end
   for _, name in ipairs(left.restores) do
-    local ok, derr = client:delete("restores.velero.io", name, { namespace = M.velero_namespace(cfg) })
-    if not ok and not errors.is(derr, "k8s.not_found") then return nil, derr end
+    jobs[#jobs + 1] = function() return gone(client, "restores.velero.io", name, ns) end
+  end
+  local done = table.pack(task.all(jobs))
+  for i = 1, #jobs do
+    if not done[i] then return nil, errors.new("drill.left", "what a drill made did not go after " .. M.GONE_WAIT
+      .. " s: " .. table.concat(left.namespaces, ", ") .. " " .. table.concat(left.restores, ", ")) end
   end
   local after, aerr = M.leftovers(client, cfg, tag)
   if not after then return nil, aerr end

@@ -28,12 +28,14 @@ function M.chunks(bytes)
     if #bytes < pos + HEADER - 1 then return nil, "a chunk header is cut short" end
     local kind = bytes:sub(pos + #MAGIC + 1, pos + #MAGIC + 1)
     local path_length = string.unpack("<I4", bytes, pos + #MAGIC + 2)
+    if pos + HEADER + path_length - 1 > #bytes then return nil, "a chunk's path is cut short" end
     local path = bytes:sub(pos + HEADER, pos + HEADER + path_length - 1)
     pos = pos + HEADER + path_length
     if kind == "P" then
       if #bytes < pos + 19 then return nil, "a payload header is cut short" end
-      pos = pos + 20 + string.unpack("<I8", bytes, pos)
-      if pos - 1 > #bytes then return nil, "a payload is cut short" end
+      local length = string.unpack("<i8", bytes, pos)   -- signed: a huge length must not wrap back
+      if length < 0 or length > #bytes - pos - 19 then return nil, "a payload is cut short" end
+      pos = pos + 20 + length
     elseif kind ~= "E" then
       local shown = kind:match("^%g$") and ("'" .. kind .. "'") or string.format("0x%02X", kind:byte())
       return nil, "a chunk of type " .. shown .. ", which ckfb does not read"
@@ -69,18 +71,21 @@ function M.listed(store, bucket, path, backup_id)
   return "in progress"
 end
 
---- The objects the .md5 file names, in order: {{name, md5, file, seq}...} | nil, why. Every
--- name must lie under "<id>/" (the file is data from S3, not a list of keys to trust).
+--- The objects the .md5 file names, in order: {{name, md5, file, seq}...} | nil, why. xbcloud
+-- names them relative to the backup ("<file>.<seq>"); a "<id>/" before that is taken too. Every
+-- object must lie under "<id>/" (the file is data from S3, not a list of keys to trust).
 local function md5_entries(text, backup_id)
   local out = {}
+  local own = "^" .. backup_id:gsub("%p", "%%%0") .. "/"
   for line in text:gmatch("[^\n]+") do
     local sum, name = line:match("^(%x+)%s+%*?(.-)%s*$")
     if not sum or #sum ~= 32 then return nil, "a line of the .md5 file is not \"<md5>  <object>\"" end
-    local file, seq = name:match("^" .. backup_id:gsub("%p", "%%%0") .. "/(.+)%.(%d+)$")
-    if not file or #seq ~= 20 or file:find("%.%.") then
+    local relative = name:gsub(own, "", 1)
+    local file, seq = relative:match("^(.+)%.(%d+)$")
+    if not file or #seq ~= 20 or file:find("%.%.") or file:find("^/") then
       return nil, "the .md5 file names an object outside the backup: " .. name
     end
-    out[#out + 1] = { name = name, md5 = sum:lower(), file = file, seq = tonumber(seq) }
+    out[#out + 1] = { name = backup_id .. "/" .. relative, md5 = sum:lower(), file = file, seq = tonumber(seq) }
   end
   if #out == 0 then return nil, "the .md5 file names no object" end
   return out
@@ -88,12 +93,12 @@ end
 
 --- An object's MD5 as S3 keeps it (a single-part ETag), else from its bytes.
 -- -> {md5 = hex, size} | nil, err
-local function object_md5(store, bucket, key)
+local function object_md5(store, bucket, key, expected)
   local st, err = store:stat(bucket, key)
   if not st then return nil, err end
   local etag = tostring(st.etag or ""):gsub('"', "")
-  if etag:match("^%x+$") and #etag == 32 then return { md5 = etag:lower(), size = st.size } end
-  local body, gerr = store:get(bucket, key)
+  if etag:match("^%x+$") and #etag == 32 and etag:lower() == expected then return { md5 = expected, size = st.size } end
+  local body, gerr = store:get(bucket, key)   -- multipart, or encrypted (SSE-KMS, SSE-C): the ETag is no MD5
   if not body then return nil, gerr end
   return { md5 = hex(hash.md5(body)), size = #body }
 end
@@ -104,7 +109,7 @@ local function check_sums(store, bucket, dir, entries)
   for first = 1, #entries, M.PARALLEL do   -- a few at a time: a big backup has thousands
     local jobs = {}
     for i = first, math.min(first + M.PARALLEL - 1, #entries) do
-      jobs[#jobs + 1] = function() return object_md5(store, bucket, dir .. entries[i].name) end
+      jobs[#jobs + 1] = function() return object_md5(store, bucket, dir .. entries[i].name, entries[i].md5) end
     end
     table.move({ task.all(jobs) }, 1, #jobs, first, answers)
   end

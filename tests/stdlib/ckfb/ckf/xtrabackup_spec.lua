@@ -17,7 +17,7 @@ local function hex(bytes)
 end
 
 --- A bucket in memory with the store's calls: list, stat (ETag = MD5), get.
-local function bucket(objects)
+local function bucket(objects, etag_of)
   local store = {}
   function store.list(_, _, opts)
     local out = { objects = {} }
@@ -30,7 +30,8 @@ local function bucket(objects)
   end
   function store.stat(_, _, key)
     if not objects[key] then return nil, { message = "no such key" } end
-    return { etag = '"' .. hex(hash.md5(objects[key])) .. '"', size = #objects[key] }
+    return { etag = '"' .. (etag_of or function(body) return hex(hash.md5(body)) end)(objects[key]) .. '"',
+      size = #objects[key] }
   end
   function store.get(_, _, key)
     if not objects[key] then return nil, { message = "no such key " .. key } end
@@ -39,7 +40,8 @@ local function bucket(objects)
   return store
 end
 
---- A whole backup under path "db": metadata, chunk objects, and the .md5 naming them.
+--- A whole backup under path "db": metadata, chunk objects, and the .md5 naming them relative
+-- to the backup, as xbcloud does.
 local function backup(edit)
   local parts = {
     [ID .. "/ibdata1.00000000000000000000"] = chunk("P", "ibdata1", string.rep("x", 100)),
@@ -49,7 +51,7 @@ local function backup(edit)
   local objects, lines = { ["db/" .. ID .. ".metadata"] = "{}" }, {}
   for name, body in pairs(parts) do
     objects["db/" .. name] = body
-    lines[#lines + 1] = hex(hash.md5(body)) .. "  " .. name
+    lines[#lines + 1] = hex(hash.md5(body)) .. "  " .. name:sub(#ID + 2)
   end
   table.sort(lines)
   objects["db/" .. ID .. ".md5"] = table.concat(lines, "\n") .. "\n"
@@ -67,12 +69,21 @@ describe("ckfb.ckf.xtrabackup", function()
     assert.same({ nil, "a chunk of type 'S', which ckfb does not read" },
       { xtrabackup.chunks(chunk("E", "f"):gsub("E", "S", 1)) })
     assert.same({ nil, "the object is empty" }, { xtrabackup.chunks("") })
+    local cut_path = "XBSTCK01\0E" .. string.pack("<I4", 100) .. "ibd"
+    assert.same({ nil, "a chunk's path is cut short" }, { xtrabackup.chunks(cut_path) })
+    local back = "XBSTCK01\0P" .. string.pack("<I4", 1) .. "a" .. string.pack("<i8I8I4", -35, 0, 0)  -- would loop back
+    assert.same({ nil, "a payload is cut short" }, { xtrabackup.chunks(back .. back) })
   end)
 
-  it("finds a whole backup restorable", function()
+  it("finds a whole backup restorable, whatever its ETags say and however the .md5 names it", function()
     local v = xtrabackup.check(bucket(backup()), "b", "db", ID)
     assert.is_true(v.restorable, v.reason)
     assert.equal(2, v.objects)
+    local encrypted = xtrabackup.check(bucket(backup(), function() return string.rep("f", 32) end), "b", "db", ID)
+    assert.is_true(encrypted.restorable, encrypted.reason)   -- SSE: an ETag that is no MD5, the bytes hashed
+    local prefixed = backup()
+    prefixed["db/" .. ID .. ".md5"] = prefixed["db/" .. ID .. ".md5"]:gsub("  ", "  " .. ID .. "/")
+    assert.is_true(xtrabackup.check(bucket(prefixed), "b", "db", ID).restorable)
   end)
 
   it("finds each kind of damage, in the words of the rule it breaks", function()
